@@ -1,0 +1,2 @@
+"""What every Tocsin module stands on: configuration, storage, identity,
+access policy, the event bus and errors."""

@@ -1,0 +1,1 @@
+"""Identity: the force as a tree of units, users, roles, device sessions."""

@@ -1,0 +1,11 @@
+"""Alembic environment: runs on the connection ``tocsin.core.migrate`` hands over."""
+
+from alembic import context
+
+from tocsin.core.migrate import target_metadata
+
+connection = context.config.attributes["connection"]
+context.configure(connection=connection, target_metadata=target_metadata(),
+                  render_as_batch=connection.dialect.name == "sqlite", compare_type=True)
+with context.begin_transaction():
+    context.run_migrations()
