@@ -411,15 +411,17 @@ class RoadGraph:
                         key=lambda ir: (ir[1].time_s, ir[0]))
         return ranked if k is None else ranked[:k]
 
-    def route(self, origin: LatLon, destination: LatLon, *, method: str = "scipy") -> Route:
+    def route(self, origin: LatLon, destination: LatLon, *, max_time_s: float | None = None,
+              method: str = "scipy") -> Route:
         """The fastest route from ``origin`` to ``destination``, with geometry.
 
         Raises :class:`OutsideNetworkError` if either point is off the network
-        and :class:`NoRouteError` if no path joins them.
+        and :class:`NoRouteError` if no path joins them within ``max_time_s``.
         """
         self.nearest_node(*origin)  # raise for an off-network origin
         (result,) = self.travel_times_to(destination[0], destination[1], [origin],
-                                         with_paths=True, method=method)
+                                         with_paths=True, max_time_s=max_time_s,
+                                         method=method)
         if result is None:
             raise NoRouteError(f"no drivable route from {origin} to {destination}")
         return result

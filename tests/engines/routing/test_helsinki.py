@@ -1,0 +1,146 @@
+"""The engine on the real Helsinki extract, checked against networkx."""
+
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tocsin.engines.routing import OutsideNetworkError, RoadGraph
+from tocsin.engines.routing.osm import haversine_m
+
+
+@pytest.fixture(scope="module")
+def nxgraph(helsinki: RoadGraph) -> nx.DiGraph:
+    g = nx.DiGraph()
+    src, dst, time, length = helsinki.edges()
+    for a, b, t, ln in zip(src.tolist(), dst.tolist(), time.tolist(), length.tolist()):
+        g.add_edge(a, b, weight=t, length=ln)
+    return g
+
+
+def test_graph_shape(helsinki: RoadGraph):
+    g = helsinki
+    assert g.num_nodes > 1500 and g.num_edges > 2500
+    assert len(g.snappable) > 0.8 * g.num_nodes
+    # Central Helsinki.
+    assert 60.1 < g.lat.min() and g.lat.max() < 60.25
+    assert 24.85 < g.lon.min() and g.lon.max() < 25.05
+    assert np.all(g.time_s > 0) and np.all(g.length_m >= 0)
+    assert np.all(np.diff(g.indptr) >= 0)
+    # Every edge's length is the great-circle distance between its ends.
+    src, dst, _, length = g.edges()
+    np.testing.assert_allclose(length, haversine_m(g.lat[src], g.lon[src], g.lat[dst],
+                                                   g.lon[dst]), rtol=1e-5, atol=1e-3)
+    # Some streets are one-way: fewer edges than twice the undirected pairs.
+    pairs = {(min(a, b), max(a, b)) for a, b in zip(src.tolist(), dst.tolist())}
+    assert len(pairs) < g.num_edges < 2 * len(pairs)
+
+
+node_lists = st.lists(st.integers(min_value=0, max_value=10**9), min_size=1, max_size=25)
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(target_pick=st.integers(min_value=0, max_value=10**9), picks=node_lists,
+       method=st.sampled_from(["scipy", "heap"]))
+def test_travel_times_agree_with_networkx(helsinki, nxgraph, target_pick, picks, method):
+    g = helsinki
+    target = int(g.snappable[target_pick % len(g.snappable)])
+    sources = [int(g.snappable[p % len(g.snappable)]) for p in picks]
+    routes = g.travel_times_to(*g.node_latlon(target), [g.node_latlon(s) for s in sources],
+                               with_paths=True, method=method)
+    for s, r in zip(sources, routes):
+        assert r is not None
+        expected = nx.dijkstra_path_length(nxgraph, s, target)
+        assert r.time_s == pytest.approx(expected, rel=1e-6, abs=1e-6)
+        assert r.source_node == s and r.target_node == target
+        # The reported distance is the length of the drawn path.
+        pts = np.array(r.path)
+        drawn = haversine_m(pts[:-1, 0], pts[:-1, 1], pts[1:, 0], pts[1:, 1]).sum()
+        assert r.distance_m == pytest.approx(drawn, rel=1e-4, abs=1e-2)
+    # Ranking order agrees too: our order is non-decreasing in networkx's times.
+    theirs = np.array([nx.dijkstra_path_length(nxgraph, s, target) for s in sources])
+    ours_order = np.argsort([r.time_s for r in routes], kind="stable")
+    assert np.all(np.diff(theirs[ours_order]) >= -1e-6)
+
+
+def test_path_follows_edges_and_matches_networkx(helsinki, nxgraph):
+    g = helsinki
+    rng = np.random.default_rng(7)
+    for _ in range(20):
+        a, b = (int(x) for x in rng.choice(g.snappable, 2, replace=False))
+        r = g.route(g.node_latlon(a), g.node_latlon(b))
+        expected_nodes = nx.dijkstra_path(nxgraph, a, b)
+        expected = nx.path_weight(nxgraph, expected_nodes, "weight")
+        assert r.time_s == pytest.approx(expected, rel=1e-6)
+        # Every step of the drawn path is an edge of the graph.
+        coords = {g.node_latlon(v): v for v in range(g.num_nodes)}
+        walked = [coords[p] for p in r.path]
+        assert walked[0] == a and walked[-1] == b
+        assert all(nxgraph.has_edge(u, v) for u, v in zip(walked, walked[1:]))
+        assert nx.path_weight(nxgraph, walked, "weight") == pytest.approx(expected, rel=1e-6)
+
+
+def test_scipy_and_heap_agree_on_many_units(helsinki):
+    g = helsinki
+    rng = np.random.default_rng(3)
+    nodes = rng.choice(g.snappable, 2000)
+    units = list(zip(g.lat[nodes] + rng.normal(0, 2e-4, len(nodes)),
+                     g.lon[nodes] + rng.normal(0, 4e-4, len(nodes))))
+    units.append((61.5, 23.8))  # Tampere: off this network
+    target = g.node_latlon(int(g.snappable[123]))
+    a = g.travel_times_to(*target, units, method="scipy")
+    b = g.travel_times_to(*target, units, method="heap")
+    assert a[-1] is None and b[-1] is None
+    ta = np.array([r.time_s for r in a[:-1]])
+    tb = np.array([r.time_s for r in b[:-1]])
+    np.testing.assert_allclose(ta, tb, rtol=1e-9)
+    da = np.array([r.distance_m for r in a[:-1]])
+    db = np.array([r.distance_m for r in b[:-1]])
+    np.testing.assert_allclose(da, db, rtol=1e-6)
+    # Snapping legs: never negative, and the time includes them.
+    assert all(r.source_snap_m >= 0 for r in a[:-1])
+    assert np.all(ta > 0)
+
+
+def test_rank_orders_units(helsinki):
+    g = helsinki
+    target = g.node_latlon(int(g.snappable[42]))
+    units = [g.node_latlon(int(v)) for v in g.snappable[::50]] + [(61.5, 23.8)]
+    ranked = g.rank(*target, units)
+    assert len(ranked) == len(units) - 1  # the off-network unit is left out
+    times = [r.time_s for _, r in ranked]
+    assert times == sorted(times)
+    assert ranked[0][1].time_s == 0.0 or ranked[0][1].time_s < times[-1]
+    assert [i for i, _ in g.rank(*target, units, k=3)] == [i for i, _ in ranked[:3]]
+
+
+def test_incident_off_network(helsinki):
+    with pytest.raises(OutsideNetworkError):
+        helsinki.travel_times_to(60.0, 25.5, [(60.17, 24.94)])
+
+
+def test_save_load_round_trip(helsinki, tmp_path):
+    d = helsinki.save(tmp_path / "helsinki")
+    assert (d / "meta.json").is_file() and (d / "indptr.npy").is_file()
+    loaded = RoadGraph.load(d)
+    for name in RoadGraph._ARRAYS:
+        a, b = getattr(helsinki, name), getattr(loaded, name)
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b)
+    assert loaded.max_snap_m == helsinki.max_snap_m
+    np.testing.assert_array_equal(loaded.snappable, helsinki.snappable)
+    target = helsinki.node_latlon(int(helsinki.snappable[5]))
+    units = [helsinki.node_latlon(int(v)) for v in helsinki.snappable[::97]]
+    assert loaded.travel_times_to(*target, units) == helsinki.travel_times_to(*target, units)
+
+
+def test_load_rejects_other_directories(tmp_path):
+    with pytest.raises(ValueError, match="not a saved road graph"):
+        RoadGraph.load(tmp_path)
+    (tmp_path / "meta.json").write_text('{"format": "something-else", "version": 1}')
+    with pytest.raises(ValueError, match="unsupported"):
+        RoadGraph.load(tmp_path)
