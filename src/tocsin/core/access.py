@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 
-from sqlalchemy import ColumnElement, false, literal, or_, select, true
+from sqlalchemy import ColumnElement, String, cast, false, literal, or_, select, true
 
 from tocsin.core.errors import Forbidden
 from tocsin.core.identity.models import Role, Share, Unit
@@ -149,7 +149,8 @@ def readable_units_clause(principal: Principal, kind: str, owner_unit_id_col, re
         user_shares = select(Share.record_id).where(
             Share.record_kind == kind, Share.grantee_user_id == principal.user_id
         )
-        share_clause = or_(record_id_col.in_(unit_shares), record_id_col.in_(user_shares))
+        rid = cast(record_id_col, String)  # shares name records by text id, whatever their type
+        share_clause = or_(rid.in_(unit_shares), rid.in_(user_shares))
     if not principal.roles & (rule.read | rule.write):
         return share_clause
     if rule.scope == "force":

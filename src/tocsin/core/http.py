@@ -79,6 +79,8 @@ class BodyLimit:
     Routes that take large uploads register their path prefix in ``overrides``.
     """
 
+    BUFFER_MAX = 8 * 1024 * 1024
+
     def __init__(self, app: ASGIApp, limit: int, overrides: dict[str, int] | None = None):
         self.app = app
         self.limit = limit
@@ -104,6 +106,23 @@ class BodyLimit:
                 if declared > limit:
                     await _too_large(send, limit)
                     return
+        if limit <= self.BUFFER_MAX:
+            # Read the whole (small) body first, so an oversize one is refused before any
+            # route sees it, whether or not it declared its length.
+            chunks, seen, more = [], 0, True
+            while more:
+                message = await receive()
+                if message["type"] != "http.request":
+                    await self.app(scope, _replay([message]), send)
+                    return
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    await _too_large(send, limit)
+                    return
+                chunks.append(message)
+                more = message.get("more_body", False)
+            await self.app(scope, _replay(chunks, receive), send)
+            return
         seen = 0
 
         async def limited_receive() -> Message:
@@ -119,6 +138,19 @@ class BodyLimit:
             await self.app(scope, limited_receive, send)
         except _BodyTooLarge:
             await _too_large(send, limit)
+
+
+def _replay(messages: list[Message], then: Receive | None = None) -> Receive:
+    pending = list(messages)
+
+    async def receive() -> Message:
+        if pending:
+            return pending.pop(0)
+        if then is not None:
+            return await then()
+        return {"type": "http.disconnect"}
+
+    return receive
 
 
 class _BodyTooLarge(Exception):

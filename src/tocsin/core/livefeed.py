@@ -74,7 +74,12 @@ class LiveFeed:
                 conn.close_code = CLOSE_REVOKED
                 conn.closed.set()
                 continue
-            if not self.may_see(conn.principal, event):
+            try:
+                visible = self.may_see(conn.principal, event)
+            except Exception:  # a failed check hides the event; it never leaks it
+                log.exception("visibility check failed for %s", event.type)
+                visible = False
+            if not visible:
                 continue
             if message is None:
                 message = json.dumps({"type": "event", "event": json.loads(

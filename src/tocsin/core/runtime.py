@@ -42,7 +42,7 @@ class UnitDirectory:
         with self._lock:
             if self._paths is None:
                 with self.db.read() as s:
-                    self._paths = dict(s.execute(select(Unit.id, Unit.path)).tuples())
+                    self._paths = {i: p for i, p in s.execute(select(Unit.id, Unit.path))}
             return self._paths
 
     def on_event(self, event: DomainEvent) -> None:
