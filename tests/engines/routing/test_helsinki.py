@@ -115,7 +115,30 @@ def test_rank_orders_units(helsinki):
     times = [r.time_s for _, r in ranked]
     assert times == sorted(times)
     assert ranked[0][1].time_s == 0.0 or ranked[0][1].time_s < times[-1]
-    assert [i for i, _ in g.rank(*target, units, k=3)] == [i for i, _ in ranked[:3]]
+    top = g.rank(*target, units, k=3, with_paths=True)
+    assert [i for i, _ in top] == [i for i, _ in ranked[:3]]
+    full = g.travel_times_to(*target, units, with_paths=True)
+    for i, r in top:
+        assert r == full[i]
+    assert g.rank(*target, units, k=0) == []
+
+
+def test_travel_times_array_matches_routes(helsinki):
+    g = helsinki
+    rng = np.random.default_rng(11)
+    nodes = rng.choice(g.snappable, 300)
+    lats = g.lat[nodes] + rng.normal(0, 3e-4, 300)
+    lons = g.lon[nodes] + rng.normal(0, 6e-4, 300)
+    lats[0] = 10.0  # off the network
+    target = g.node_latlon(int(g.snappable[77]))
+    times, dists = g.travel_times_array(*target, lats, lons)
+    routes = g.travel_times_to(*target, list(zip(lats, lons)))
+    assert routes[0] is None and np.isinf(times[0]) and np.isinf(dists[0])
+    np.testing.assert_array_equal(times[1:], [r.time_s for r in routes[1:]])
+    np.testing.assert_array_equal(dists[1:], [r.distance_m for r in routes[1:]])
+    assert g.travel_times_to(*target, []) == []
+    with pytest.raises(ValueError):
+        g.travel_times_array(*target, lats, lons[:-1])
 
 
 def test_incident_off_network(helsinki):

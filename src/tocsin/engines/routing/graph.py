@@ -366,32 +366,55 @@ class RoadGraph:
         ``max_time_s``) or ``"heap"`` (pure-Python search that stops as soon as
         every source's node is settled).
         """
-        pts = np.asarray(list(sources), dtype=np.float64).reshape(-1, 2)
-        target, target_snap = self.nearest_node(target_lat, target_lon)
-        nodes, snaps = self.snap_many(pts[:, 0], pts[:, 1])
-        limit = np.inf if max_time_s is None else float(max_time_s)
-        times, lengths, pred = self._search(target, nodes, with_paths, limit, method)
-        if with_paths and isinstance(pred, np.ndarray):
-            pred = pred.tolist()
-
-        speed = self._snap_speed_ms
-        total_t = times + (snaps + target_snap) / speed
-        total_d = lengths + snaps + target_snap
-        good = (nodes >= 0) & np.isfinite(times) & (total_t <= limit)
+        pts = np.asarray(sources if isinstance(sources, (list, tuple, np.ndarray))
+                         else list(sources), dtype=np.float64).reshape(-1, 2)
+        q = self._query(target_lat, target_lon, pts[:, 0], pts[:, 1], with_paths, max_time_s,
+                        method)
+        total_t, total_d, nodes, snaps, target, target_snap, pred = q
+        good = np.isfinite(total_t)
         out: list[Route | None] = [None] * len(pts)
         tt, td, nn, ss = total_t.tolist(), total_d.tolist(), nodes.tolist(), snaps.tolist()
         for k in np.flatnonzero(good).tolist():
-            path = None
-            if with_paths:
-                path = [(float(pts[k, 0]), float(pts[k, 1]))]
-                for p in self._walk(nn[k], target, pred):
-                    if p != path[-1]:
-                        path.append(p)
-                end = (float(target_lat), float(target_lon))
-                if end != path[-1]:
-                    path.append(end)
+            path = (self._path(pts[k], nn[k], target, (target_lat, target_lon), pred)
+                    if with_paths else None)
             out[k] = Route(tt[k], td[k], nn[k], target, ss[k], target_snap, path)
         return out
+
+    def travel_times_array(
+        self,
+        target_lat: float,
+        target_lon: float,
+        lats: Sequence[float] | np.ndarray,
+        lons: Sequence[float] | np.ndarray,
+        *,
+        max_time_s: float | None = None,
+        method: str = "scipy",
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Vectorised :meth:`travel_times_to`: ``(time_s, distance_m)`` arrays.
+
+        No per-source objects are built; unreachable or off-network sources
+        get ``inf`` in both arrays.
+        """
+        q = self._query(target_lat, target_lon, np.asarray(lats, dtype=np.float64),
+                        np.asarray(lons, dtype=np.float64), False, max_time_s, method)
+        return q[0], q[1]
+
+    def _query(self, target_lat, target_lon, lats, lons, with_paths, max_time_s, method):
+        if len(lats) != len(lons):
+            raise ValueError("lats and lons differ in length")
+        target, target_snap = self.nearest_node(target_lat, target_lon)
+        nodes, snaps = self.snap_many(lats, lons)
+        limit = np.inf if max_time_s is None else float(max_time_s)
+        times, lengths, pred = self._search(target, nodes, with_paths, limit, method)
+        speed = self._snap_speed_ms
+        total_t = times + (snaps + target_snap) / speed
+        total_d = lengths + snaps + target_snap
+        bad = (nodes < 0) | ~np.isfinite(times) | (total_t > limit)
+        total_t[bad] = np.inf
+        total_d[bad] = np.inf
+        if with_paths and isinstance(pred, np.ndarray):
+            pred = pred.tolist()
+        return total_t, total_d, nodes, snaps, target, target_snap, pred
 
     def rank(
         self,
@@ -400,16 +423,31 @@ class RoadGraph:
         sources: Iterable[LatLon],
         *,
         k: int | None = None,
-        **kwargs,
+        with_paths: bool = False,
+        max_time_s: float | None = None,
+        method: str = "scipy",
     ) -> list[tuple[int, Route]]:
         """``(source index, route)`` pairs sorted by travel time, best first.
 
-        Unreachable or off-network sources are left out; ``k`` keeps the best k.
+        Unreachable or off-network sources are left out; ``k`` keeps the best
+        k, and only those get a :class:`Route` (and a path, if asked for).
         """
-        routes = self.travel_times_to(target_lat, target_lon, sources, **kwargs)
-        ranked = sorted(((i, r) for i, r in enumerate(routes) if r is not None),
-                        key=lambda ir: (ir[1].time_s, ir[0]))
-        return ranked if k is None else ranked[:k]
+        pts = np.asarray(sources if isinstance(sources, (list, tuple, np.ndarray))
+                         else list(sources), dtype=np.float64).reshape(-1, 2)
+        q = self._query(target_lat, target_lon, pts[:, 0], pts[:, 1], with_paths, max_time_s,
+                        method)
+        total_t, total_d, nodes, snaps, target, target_snap, pred = q
+        reachable = np.flatnonzero(np.isfinite(total_t))
+        order = reachable[np.argsort(total_t[reachable], kind="stable")]
+        if k is not None:
+            order = order[: max(k, 0)]
+        out = []
+        for i in order.tolist():
+            path = (self._path(pts[i], nodes[i], target, (target_lat, target_lon), pred)
+                    if with_paths else None)
+            out.append((i, Route(float(total_t[i]), float(total_d[i]), int(nodes[i]), target,
+                                 float(snaps[i]), target_snap, path)))
+        return out
 
     def route(self, origin: LatLon, destination: LatLon, *, max_time_s: float | None = None,
               method: str = "scipy") -> Route:
@@ -509,6 +547,18 @@ class RoadGraph:
         # Only settled distances are final.
         dist = {v: dist[v] for v in settled}
         return dist, length, pred
+
+    def _path(self, start: np.ndarray, node: int, target: int, end: LatLon,
+              pred) -> list[LatLon]:
+        """Drawn path: the source point, its road nodes, the target point."""
+        path = [(float(start[0]), float(start[1]))]
+        for p in self._walk(node, target, pred):
+            if p != path[-1]:
+                path.append(p)
+        end = (float(end[0]), float(end[1]))
+        if end != path[-1]:
+            path.append(end)
+        return path
 
     def _walk(self, node: int, target: int, pred) -> list[LatLon]:
         """Node coordinates from ``node`` along ``pred`` to ``target``."""
