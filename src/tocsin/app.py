@@ -46,6 +46,11 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     install_error_handlers(app)
     for name in ROUTER_MODULES:
         app.include_router(importlib.import_module(name).router)
+    from tocsin.web.pages import mount_static
+    from tocsin.web.pages import router as pages_router
+
+    mount_static(app)
+    app.include_router(pages_router)  # last: its /{page} route must not shadow the API
     app.add_middleware(BodyLimit, limit=runtime.settings.max_body_bytes,
                        overrides=BODY_LIMIT_OVERRIDES)
 

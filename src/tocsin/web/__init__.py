@@ -1,0 +1,1 @@
+"""The browser client: pages, shared script and styles, the map."""
