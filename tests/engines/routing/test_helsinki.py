@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import networkx as nx
 import numpy as np
 import pytest
@@ -80,7 +82,7 @@ def test_path_follows_edges_and_matches_networkx(helsinki, nxgraph):
         coords = {g.node_latlon(v): v for v in range(g.num_nodes)}
         walked = [coords[p] for p in r.path]
         assert walked[0] == a and walked[-1] == b
-        assert all(nxgraph.has_edge(u, v) for u, v in zip(walked, walked[1:]))
+        assert all(nxgraph.has_edge(u, v) for u, v in itertools.pairwise(walked))
         assert nx.path_weight(nxgraph, walked, "weight") == pytest.approx(expected, rel=1e-6)
 
 

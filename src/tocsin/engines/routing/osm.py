@@ -64,7 +64,7 @@ COUNTRY_IMPLICIT_MAXSPEEDS_KMH: dict[str, dict[str, float]] = {
     "RU": {"urban": 60.0, "rural": 90.0, "motorway": 110.0},
 }
 
-_NUMBER_UNIT = re.compile(r"^\s*(\d+(?:[.,]\d+)?)\s*(km/h|kmh|kph|mph|knots)?\s*$", re.I)
+_NUMBER_UNIT = re.compile(r"^\s*(\d+(?:[.,]\d+)?)\s*(km/h|kmh|kph|mph|knots)?\s*$", re.IGNORECASE)
 _ZONE = re.compile(r"^[A-Za-z]{2}:zone:?(\d+)$")
 _MPH = 1.609344
 _KNOT = 1.852
@@ -129,9 +129,7 @@ def is_drivable(tags: dict[str, str] | object) -> bool:
     if _get(tags, "area") == "yes":
         return False
     access = _get(tags, "access")
-    if access in _BLOCKED_ACCESS and _get(tags, "emergency") not in _EMERGENCY_OK:
-        return False
-    return True
+    return not (access in _BLOCKED_ACCESS and _get(tags, "emergency") not in _EMERGENCY_OK)
 
 
 def oneway_direction(tags: dict[str, str] | object) -> int:
@@ -207,7 +205,7 @@ def read_osm_roads(path: str | PathLike[str]) -> RawRoads:
         return i
 
     class Handler(osmium.SimpleHandler):
-        def way(self, w) -> None:  # noqa: ANN001 - pyosmium type
+        def way(self, w) -> None:
             tags = w.tags
             if not is_drivable(tags):
                 if tags.get("highway") is not None:
