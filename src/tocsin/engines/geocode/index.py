@@ -448,9 +448,9 @@ class AddressIndex:
         self.meta = {
             "format": FORMAT_VERSION,
             "housenumber_first": bool(housenumber_first),
-            "counts": {"addresses": int(len(self.ad_street)), "streets": n_st,
+            "counts": {"addresses": len(self.ad_street), "streets": n_st,
                        "places": len(places), "pois": len(pois), "documents": nd,
-                       "tokens": len(vocab), "segments": int(len(self.seg_street))},
+                       "tokens": len(vocab), "segments": len(self.seg_street)},
         }
         self._prepare()
         return self
@@ -507,7 +507,7 @@ class AddressIndex:
         return self
 
     def __len__(self) -> int:
-        return int(len(self.ad_street))
+        return len(self.ad_street)
 
     @property
     def counts(self) -> dict[str, int]:
