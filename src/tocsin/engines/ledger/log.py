@@ -51,6 +51,7 @@ import os
 import struct
 import threading
 from collections.abc import Sequence
+from typing import Self
 
 from . import merkle
 
@@ -298,10 +299,10 @@ class Log:
         if self.readonly:
             raise PermissionError("log opened read-only")
         if isinstance(entries, (bytes, bytearray, str)):
-            raise ValueError("append_batch takes a list of byte strings")
+            raise TypeError("append_batch takes a list of byte strings")
         for e in entries:
             if not isinstance(e, (bytes, bytearray, memoryview)):
-                raise ValueError(f"log entries must be bytes, got {type(e).__name__}")
+                raise TypeError(f"log entries must be bytes, got {type(e).__name__}")
         with self._lock:
             if self._closed:
                 raise ValueError("log is closed")
@@ -353,7 +354,7 @@ class Log:
             os.close(self._lock_fd)  # releases the flock
             self._lock_fd = None
 
-    def __enter__(self) -> Log:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -31,14 +31,14 @@ from collections.abc import Callable, Sequence
 __all__ = [
     "EMPTY_ROOT",
     "HASH_SIZE",
+    "consistency_proof",
+    "inclusion_proof",
     "leaf_hash",
     "node_hash",
-    "root_hash",
-    "inclusion_proof",
-    "verify_inclusion",
-    "consistency_proof",
-    "verify_consistency",
     "root_from_inclusion_proof",
+    "root_hash",
+    "verify_consistency",
+    "verify_inclusion",
 ]
 
 HASH_SIZE = 32
@@ -66,7 +66,7 @@ def _largest_pow2_below(n: int) -> int:
 
 def _check_size(name: str, value: int) -> None:
     if not isinstance(value, int) or isinstance(value, bool):
-        raise ValueError(f"{name} must be an int, got {type(value).__name__}")
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
     if value < 0:
         raise ValueError(f"{name} must be >= 0, got {value}")
 
@@ -189,7 +189,7 @@ def _node_fn(levels: list[list[bytes]]) -> NodeFn:
 
 def _check_leaves(leaves: Sequence[bytes]) -> None:
     if isinstance(leaves, (bytes, bytearray, str)):
-        raise ValueError("leaves must be a list of byte strings, not a single value")
+        raise TypeError("leaves must be a list of byte strings, not a single value")
 
 
 def root_hash(leaves: Sequence[bytes]) -> bytes:
