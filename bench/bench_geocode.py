@@ -46,10 +46,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from tocsin.engines.geocode import AddressIndex, import_csv, import_osm_pbf  # noqa: E402
-from tocsin.engines.geocode.index import haversine_m  # noqa: E402
-from tocsin.engines.geocode.normalize import ABBREVIATIONS  # noqa: E402
-from tocsin.engines.geocode.synthetic import write_csv  # noqa: E402
+from tocsin.engines.geocode import AddressIndex, import_csv, import_osm_pbf
+from tocsin.engines.geocode.index import haversine_m
+from tocsin.engines.geocode.normalize import ABBREVIATIONS
+from tocsin.engines.geocode.synthetic import write_csv
 
 HIT_M = 50.0
 ABBREV = {"rue": "r", "avenue": "av", "boulevard": "bd", "chemin": "ch", "place": "pl",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+from itertools import pairwise
 from collections import Counter
 
 import pytest
@@ -92,7 +93,7 @@ def test_corrupted_queries(helsinki, typed, street):
 
 def test_fuzzy_match_is_reported(helsinki):
     c = top(helsinki, "Mannerhiemintie 5")
-    m = [m for m in c.matched if m.field == "name"][0]
+    m = next(m for m in c.matched if m.field == "name")
     assert m.how == "fuzzy" and m.distance == 1 and m.token == "mannerheimintie"
 
 
@@ -115,7 +116,7 @@ def test_missing_number_is_interpolated_or_nearest(helsinki):
     for sid in range(len(idx.st_name)):
         a, b = int(idx.st_addr_off[sid]), int(idx.st_addr_off[sid + 1])
         nums = sorted({int(n) for n in idx.ad_num[a:b] if n > 0})
-        for x, y in zip(nums, nums[1:]):
+        for x, y in pairwise(nums):
             if y - x >= 4 and x % 2 == y % 2 and all(n not in nums for n in range(x + 2, y, 2)):
                 found = (idx.strings[int(idx.st_name[sid])], x, y)
                 break

@@ -11,6 +11,7 @@ import math
 import os
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
+from itertools import pairwise
 from pathlib import Path
 
 import osmium
@@ -135,7 +136,7 @@ class _Handler(osmium.SimpleHandler):
             return
         if hw in STREET_HIGHWAYS and "name" in tags and tags.get("area") != "yes":
             name, alts = _names(tags)
-            segs = tuple((a[0], a[1], b[0], b[1]) for a, b in zip(pts, pts[1:]))
+            segs = tuple((a[0], a[1], b[0], b[1]) for a, b in pairwise(pts))
             mid = pts[len(pts) // 2]
             self.records.append(Record(STREET, mid[0], mid[1], name=name, names=alts,
                                        segments=segs, category=f"highway={hw}",
@@ -164,7 +165,7 @@ def _centroid(pts: list[tuple[float, float]]) -> tuple[float, float]:
     if len(pts) >= 4 and pts[0] == pts[-1]:
         a = cx = cy = 0.0
         y0, x0 = pts[0]
-        for (y1, x1), (y2, x2) in zip(pts, pts[1:]):
+        for (y1, x1), (y2, x2) in pairwise(pts):
             y1 -= y0
             x1 -= x0
             y2 -= y0
@@ -254,7 +255,7 @@ class CSVImportError(ValueError):
 
 
 def _open_text(path: Path) -> tuple[io.BufferedReader, Iterator[bytes], Callable[[], int]]:
-    raw = open(path, "rb")
+    raw = open(path, "rb")  # noqa: SIM115 - closed by import_csv
     if path.suffix == ".gz":
         gz = gzip.GzipFile(fileobj=raw)
         return raw, iter(gz), raw.tell

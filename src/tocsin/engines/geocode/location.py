@@ -218,7 +218,7 @@ def parse_aml_sms(text: str | bytes, *, now: datetime | None = None,
     try:
         if not (len(top) == 14 and top.isdigit()):
             raise ValueError
-        when = datetime.strptime(top, "%Y%m%d%H%M%S").replace(tzinfo=UTC)
+        when = datetime.strptime(top + "+0000", "%Y%m%d%H%M%S%z")
     except ValueError:
         raise LocationError("aml.bad_time", f"top={top[:20]!r} is not YYYYMMDDhhmmss") from None
     extra = {k: fields[k] for k in ("si", "ei", "mcc", "mnc") if fields.get(k)}
@@ -241,7 +241,7 @@ def _https_time(v: str, code: str) -> datetime:
         except (OverflowError, OSError, ValueError):
             raise LocationError(code, f"timestamp {v!r} out of range") from None
     try:
-        d = datetime.fromisoformat(v.replace("Z", "+00:00"))
+        d = datetime.fromisoformat(v.replace("Z", "+00:00"))  # noqa: FURB162
     except ValueError:
         raise LocationError(code, f"time {v[:30]!r} is neither epoch ms nor ISO 8601") from None
     if d.tzinfo is None:
@@ -363,7 +363,7 @@ def _geodetic(shape_el) -> tuple[float, float, float | None, float | None, str]:
     """(lat, lon, altitude, radius, shape)."""
     shape = _SHAPES[shape_el.tag]
     srs = shape_el.get("srsName", "urn:ogc:def:crs:EPSG::4326")
-    if not (srs.endswith("4326") or srs.endswith("4979")):
+    if not srs.endswith(("4326", "4979")):
         raise LocationError("pidf.bad_crs", f"unsupported CRS {srs[:60]!r}")
     if shape == "polygon" or shape == "prism":
         pts: list[tuple[float, float]] = []
@@ -455,7 +455,7 @@ def parse_pidf_lo(xml: str | bytes, *, now: datetime | None = None,
     for el in root.iter():
         if isinstance(el.tag, str) and _local(el.tag) == "timestamp" and el.text:
             try:
-                when = datetime.fromisoformat(el.text.strip().replace("Z", "+00:00"))
+                when = datetime.fromisoformat(el.text.strip().replace("Z", "+00:00"))  # noqa: FURB162
             except ValueError:
                 raise LocationError("pidf.bad_time",
                                     f"timestamp {el.text.strip()[:40]!r} not ISO 8601") from None
