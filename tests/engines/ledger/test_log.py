@@ -183,9 +183,9 @@ def test_damaged_level_file_is_detected(tmp_path: Path) -> None:
     raw = bytearray(good)
     raw[40] ^= 1
     (path / "level-01.bin").write_bytes(bytes(raw))
-    with Log(path) as log:  # opening checks only the nodes of the root...
-        with pytest.raises(LogCorrupted, match=r"node \(1, 1\)|node \(2, 0\)"):
-            log.check(chunk=2)  # ...the full audit finds the damaged node
+    # opening checks only the nodes of the root; the full audit finds the damaged node
+    with Log(path) as log, pytest.raises(LogCorrupted, match=r"node \(1, 1\)|node \(2, 0\)"):
+        log.check(chunk=2)
     (path / "level-01.bin").write_bytes(good)
     raw = bytearray((path / "level-03.bin").read_bytes())
     raw[0] ^= 1
