@@ -17,9 +17,11 @@ from tocsin.core.runtime import Runtime
 ROUTER_MODULES = [
     "tocsin.core.identity.api",
     "tocsin.core.livefeed",
+    "tocsin.cases.api",
 ]
 # Path prefixes that accept bodies larger than the default limit (uploads).
 BODY_LIMIT_OVERRIDES: dict[str, int] = {}
+BODY_LIMIT_OVERRIDES["/api/v1/cases-upload/"] = 21 * 1024 * 1024  # case attachments
 # Modules with ``on_startup(runtime)``, e.g. to subscribe listeners to the bus.
 STARTUP_HOOKS: list[str] = []
 

@@ -1,0 +1,131 @@
+"""Normalised keys of identifiers: what makes two spellings of one thing equal.
+
+Phones, names and dates come from the entity resolution engine
+(``tocsin.engines.resolve``) when it is installed in the tree; the small
+adapter functions below are used only while it is missing, and are the single
+place to swap. Plates, VINs, IBANs and words are this module's own keys.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import unicodedata
+
+try:  # the entity resolution engine (field safety issue)
+    from tocsin.engines import resolve as _engine  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - depends on the tree
+    _engine = None
+
+_NON_ALNUM = re.compile(r"[^0-9A-Za-z]+")
+_WORD = re.compile(r"[0-9a-z]+")
+# Characters OCR and witnesses confuse on plates: folded to one canonical form.
+_PLATE_FOLD = str.maketrans({"O": "0", "I": "1", "B": "8"})
+MAX_KEY = 128
+
+
+def fold(text: str) -> str:
+    """Lower case, accents stripped (``Léa Müller`` -> ``lea muller``)."""
+    nfkd = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in nfkd if not unicodedata.combining(c)).lower()
+
+
+def words(text: str, limit: int | None = None) -> list[str]:
+    """Distinct search words of a text, in order of first appearance."""
+    seen: dict[str, None] = {}
+    for w in _WORD.findall(fold(text)):
+        if len(w) >= 2 and len(w) <= 64:
+            seen.setdefault(w, None)
+            if limit is not None and len(seen) >= limit:
+                break
+    return list(seen)
+
+
+def phone(raw: str, default_region: str = "FR") -> str | None:
+    """E.164 form of a phone number typed in any usual format, or None."""
+    if _engine is not None and hasattr(_engine, "normalize_phone"):
+        return _engine.normalize_phone(raw, default_region)
+    # Adapter until the engine lands: international prefixes and French national numbers.
+    s = raw.strip()
+    plus = s.startswith("+")
+    digits = re.sub(r"\D", "", s)
+    if not digits:
+        return None
+    if not plus and digits.startswith("00"):
+        digits, plus = digits[2:], True
+    if not plus:
+        if default_region == "FR" and len(digits) == 10 and digits.startswith("0"):
+            digits = "33" + digits[1:]
+        elif default_region == "FR" and len(digits) == 11 and digits.startswith("33"):
+            pass
+        else:
+            return None
+    if digits.startswith("330"):  # +33 (0)6 ...
+        digits = "33" + digits[3:]
+    if not 8 <= len(digits) <= 15:
+        return None
+    return "+" + digits
+
+
+def phonetic(word: str) -> str:
+    """Phonetic key of one name word (French rules in the engine)."""
+    if _engine is not None and hasattr(_engine, "phonetic_key"):
+        return _engine.phonetic_key(word)
+    import jellyfish  # adapter until the engine lands
+
+    w = fold(word)
+    w = re.sub(r"[^a-z]", "", w)
+    return jellyfish.metaphone(w)[:16] if w else ""
+
+
+def name_words(name: str) -> list[str]:
+    return [w for w in _WORD.findall(fold(name)) if not w.isdigit()]
+
+
+def parse_date(raw: str | None) -> dt.date | None:
+    if not raw:
+        return None
+    if _engine is not None and hasattr(_engine, "parse_date"):
+        return _engine.parse_date(raw)
+    s = raw.strip()
+    for fmt in ("%Y-%m-%d", "%d/%m/%Y", "%d.%m.%Y", "%d-%m-%Y"):
+        try:
+            return dt.datetime.strptime(s, fmt).date()
+        except ValueError:
+            continue
+    return None
+
+
+def plate(raw: str) -> str:
+    """Canonical plate: letters and digits only, OCR-confusable characters folded."""
+    return _NON_ALNUM.sub("", raw).upper().translate(_PLATE_FOLD)[:MAX_KEY]
+
+
+def plate_pattern(raw: str) -> str:
+    """A plate query with ``*`` and ``?`` wildcards, folded like ``plate``."""
+    out = []
+    for c in raw.upper():
+        if c in "*?":
+            out.append(c)
+        elif c.isalnum() and c.isascii():
+            out.append(c.translate(_PLATE_FOLD))
+    return "".join(out)[:MAX_KEY]
+
+
+def ident(raw: str) -> str:
+    """VINs, IBANs, document and serial numbers: upper-case letters and digits."""
+    return _NON_ALNUM.sub("", fold(raw)).upper()[:MAX_KEY]
+
+
+def email(raw: str) -> str | None:
+    s = raw.strip().lower()
+    if s.count("@") != 1 or len(s) > MAX_KEY:
+        return None
+    local, domain = s.split("@")
+    if not local or "." not in domain:
+        return None
+    return s
+
+
+def address(parts: list[str]) -> str:
+    return " ".join(_WORD.findall(fold(" ".join(p for p in parts if p))))[:MAX_KEY]

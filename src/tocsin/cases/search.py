@@ -1,0 +1,174 @@
+"""Nationwide search over ``case_keys``: full text and fielded, filtered in SQL.
+
+The query language is words and the wildcards ``*`` and ``?``, nothing else:
+quotes, operators, parentheses, column filters and the like of FTS syntax are
+plain characters that split words, so a query can never change the shape of the
+SQL. Every criterion becomes one index lookup carrying the access filter of
+``core.access.readable_units_clause``; the criteria are intersected in SQL and
+the total and the facets are counted on that filtered set only: what a user may
+not read is never counted, never returned and never hinted at.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import re
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, func, intersect, or_, select
+from sqlalchemy.orm import Session
+
+from tocsin.cases import normalize as N
+from tocsin.cases.keys import ENTITY_TYPES
+from tocsin.cases.models import Case, CaseKey
+from tocsin.core import access
+from tocsin.core.access import Principal
+from tocsin.core.errors import BadInput
+
+MAX_TERMS = 8
+FACET_CAP = 10_000
+DTYPES = set(ENTITY_TYPES) | {"attachment", "case"}
+_TOKEN = re.compile(r"[0-9a-z*?]+")
+
+
+@dataclasses.dataclass
+class Criteria:
+    q: str | None = None
+    name: str | None = None
+    birth_date: str | None = None
+    dob_tolerance_days: int = 0
+    plate: str | None = None
+    phone: str | None = None
+    email: str | None = None
+    vin: str | None = None
+    iban: str | None = None
+    document: str | None = None
+    serial: str | None = None
+    types: list[str] | None = None
+    status: list[str] | None = None
+    limit: int = 50
+    offset: int = 0
+
+
+def _wildcard(kind: str, pattern: str, min_literal: int) -> ColumnElement[bool]:
+    """``*``/``?`` pattern on an index kind: a range seek on the literal prefix + LIKE."""
+    literal_chars = sum(1 for c in pattern if c not in "*?")
+    if literal_chars < min_literal:
+        raise BadInput(f"a wildcard search needs at least {min_literal} letters or digits",
+                       code="search.wildcard_too_broad")
+    if "*" not in pattern and "?" not in pattern:
+        return and_(CaseKey.kind == kind, CaseKey.key == pattern)
+    prefix = re.split(r"[*?]", pattern, maxsplit=1)[0]
+    like = pattern.replace("*", "%").replace("?", "_")  # keys hold only [0-9a-zA-Z|+-]
+    cond = and_(CaseKey.kind == kind, CaseKey.key.like(like))
+    if prefix:
+        upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+        cond = and_(cond, CaseKey.key >= prefix, CaseKey.key < upper)
+    return cond
+
+
+def _word_conditions(q: str) -> list[ColumnElement[bool]]:
+    tokens = _TOKEN.findall(N.fold(q))
+    conds = []
+    for tok in tokens:
+        if not tok.strip("*?"):
+            continue
+        if "*" in tok or "?" in tok:
+            head = re.split(r"[*?]", tok, maxsplit=1)[0]
+            if len(head) < 2:
+                raise BadInput("a word with a wildcard needs at least two letters before it",
+                               code="search.wildcard_too_broad")
+            conds.append(_wildcard("w", tok, 2))
+        elif len(tok) >= 2:
+            conds.append(and_(CaseKey.kind == "w", CaseKey.key == tok[:64]))
+    return conds
+
+
+def conditions(c: Criteria) -> list[ColumnElement[bool]]:
+    """One index condition per criterion; raises BadInput on unusable input."""
+    conds: list[ColumnElement[bool]] = []
+    if c.q:
+        conds += _word_conditions(c.q)
+    if c.name:
+        words = N.name_words(c.name)
+        if not words:
+            raise BadInput("the name has no letters", code="search.name_invalid")
+        for w in words:
+            conds.append(and_(CaseKey.kind == "phon", CaseKey.key == N.phonetic(w)))
+    if c.birth_date:
+        d = N.parse_date(c.birth_date)
+        if d is None:
+            raise BadInput("birth_date is not a date (YYYY-MM-DD)", code="search.date_invalid")
+        tol = dt.timedelta(days=c.dob_tolerance_days)
+        rng = and_(CaseKey.key >= (d - tol).isoformat(), CaseKey.key <= (d + tol).isoformat())
+        alts = [rng]
+        if d.day <= 12 and d.day != d.month:  # day and month swapped on a form
+            alts.append(CaseKey.key == dt.date(d.year, d.day, d.month).isoformat())
+        conds.append(and_(CaseKey.kind == "dob", or_(*alts)))
+    if c.plate:
+        pattern = N.plate_pattern(c.plate)
+        conds.append(_wildcard("plate", pattern, 3))
+    if c.phone:
+        e164 = N.phone(c.phone)
+        if e164 is None:
+            raise BadInput("not a phone number", code="search.phone_invalid")
+        conds.append(and_(CaseKey.kind == "phone", CaseKey.key == e164))
+    if c.email:
+        e = N.email(c.email)
+        if e is None:
+            raise BadInput("not an e-mail address", code="search.email_invalid")
+        conds.append(and_(CaseKey.kind == "email", CaseKey.key == e))
+    for field, kind in (("vin", "vin"), ("iban", "iban"), ("document", "doc"),
+                        ("serial", "serial")):
+        value = getattr(c, field)
+        if value:
+            key = N.ident(value)
+            if len(key) < 3:
+                raise BadInput(f"{field} is too short", code="search.value_invalid")
+            conds.append(and_(CaseKey.kind == kind, CaseKey.key == key))
+    if not conds:
+        raise BadInput("give words or at least one field to search for", code="search.empty")
+    if len(conds) > MAX_TERMS:
+        raise BadInput(f"at most {MAX_TERMS} words and fields", code="search.too_many_terms")
+    if c.types:
+        unknown = set(c.types) - DTYPES
+        if unknown:
+            raise BadInput(f"unknown types {sorted(unknown)}", code="search.type_unknown")
+    return conds
+
+
+def readable(principal: Principal) -> ColumnElement[bool]:
+    """The access filter of the index, from core.access (unit subtree or explicit share)."""
+    return access.readable_units_clause(principal, "case", CaseKey.unit_id, CaseKey.case_id)
+
+
+def run(s: Session, principal: Principal, c: Criteria) -> dict[str, Any]:
+    conds = conditions(c)
+    scope = readable(principal)
+    branches = []
+    for cond in conds:
+        q = select(CaseKey.dtype, CaseKey.doc_id, CaseKey.case_id).where(cond, scope)
+        if c.types:
+            q = q.where(CaseKey.dtype.in_(c.types))
+        branches.append(q)
+    matched = (intersect(*branches) if len(branches) > 1 else branches[0].distinct()).subquery()
+    base = select(matched.c.dtype, matched.c.doc_id, matched.c.case_id, Case.status,
+                  Case.unit_id, Case.classification).join(Case, Case.id == matched.c.case_id)
+    if c.status:
+        base = base.where(Case.status.in_(c.status))
+    capped = base.limit(FACET_CAP + 1).subquery()
+    total = s.scalar(select(func.count()).select_from(capped)) or 0
+    facets: dict[str, dict[str, int]] = {}
+    for name, col in (("type", capped.c.dtype), ("status", capped.c.status),
+                      ("classification", capped.c.classification), ("unit", capped.c.unit_id)):
+        rows = s.execute(select(col, func.count()).group_by(col)
+                         .order_by(func.count().desc()).limit(50)).all()
+        facets[name] = {str(k): v for k, v in rows}
+    page = s.execute(base.order_by(matched.c.case_id.desc(), matched.c.dtype, matched.c.doc_id)
+                     .limit(c.limit).offset(c.offset)).all()
+    return {"total": min(total, FACET_CAP), "total_capped": total > FACET_CAP,
+            "facets": facets, "rows": [(r[0], r[1], r[2]) for r in page]}
+
+
+
