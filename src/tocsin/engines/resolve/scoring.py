@@ -1,0 +1,550 @@
+"""Fellegi–Sunter scoring with per-field comparison levels, EM, term frequencies.
+
+Each :class:`Comparison` puts a pair of records into one *level* for its
+field (level 0 = a side is missing: no evidence, weight 0; level 1 = the
+values differ; higher levels = closer agreement, the last one exact). For
+each level the model holds ``m`` (probability of that level among true
+matches) and ``u`` (among non-matches); the level contributes
+``log2(m/u)`` bits to the pair's *match weight*, which starts from the prior
+``log2(λ/(1-λ))`` (λ: share of matches among the candidate pairs). The
+match probability is ``2^w / (1 + 2^w)``.
+
+Estimation (:func:`train`)
+    ``u`` from pairs drawn at random (nearly all non-matches); ``m`` and λ by
+    expectation-maximisation over the blocked candidate pairs with ``u``
+    held fixed, or -- when labelled true pairs are given -- counted directly
+    from them.
+
+Term-frequency adjustment
+    An exact agreement on a surname, given name or city weighs
+    ``log2(m_exact / f(value))`` instead of ``log2(m_exact / u_exact)``,
+    where ``f(value)`` is the value's share of the records: agreeing on
+    *Martin* (common) is weaker evidence than agreeing on *Kerhervé* (rare).
+    The difference is reported as ``tf_adjustment``.
+
+Explanations
+    :meth:`Model.explain` returns the prior and, field by field, the level
+    that fired, both values, ``m``, ``u``, the weight and the TF adjustment;
+    they add up exactly to the pair's match weight.
+
+Thresholds
+    :func:`select_threshold` (labelled pairs: the probability that maximises
+    F1) and :func:`expected_f1_threshold` (no labels: maximises the F1
+    expected from the model's own match probabilities).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from rapidfuzz import fuzz
+from rapidfuzz.distance import OSA, JaroWinkler
+from rapidfuzz.process import cpdist
+
+from tocsin.engines.resolve.records import Table
+
+LevelFn = Callable[[Table, Table, np.ndarray, np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A field comparison: ``levels`` labels (0 missing, 1 different, ..., last
+    exact) and ``fn`` computing one level per pair."""
+
+    name: str
+    fields: tuple[str, ...]
+    levels: tuple[str, ...]
+    fn: LevelFn
+    tf_column: str | None = None
+    value_column: str = ""
+
+    @property
+    def exact_level(self) -> int:
+        return len(self.levels) - 1
+
+
+def _present(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return (x != "") & (y != "")
+
+
+def _sim(x: np.ndarray, y: np.ndarray, rows: np.ndarray, scorer) -> np.ndarray:
+    """Similarity of x[rows] and y[rows] (0 elsewhere)."""
+    out = np.zeros(len(x), dtype=np.float64)
+    if len(rows):
+        out[rows] = cpdist(x[rows].tolist(), y[rows].tolist(), scorer=scorer, workers=1)
+    return out
+
+
+def _apply(level: np.ndarray, mask: np.ndarray, value: int) -> None:
+    """Set ``value`` where ``mask`` holds and no higher level was set yet."""
+    level[mask & (level < value)] = value
+
+
+def _contains_word(text: np.ndarray, word: np.ndarray) -> np.ndarray:
+    return np.fromiter((bool(w) and w in t.split() for t, w in zip(text, word)),
+                       dtype=bool, count=len(text))
+
+
+def _surname_levels(A: Table, B: Table, ia: np.ndarray, ib: np.ndarray) -> np.ndarray:
+    a, b = A["surname"][ia], B["surname"][ib]
+    ok = _present(a, b)
+    lev = np.where(ok, 1, 0).astype(np.int8)
+    rows = np.flatnonzero(ok & (a != b))
+    jw = _sim(a, b, rows, JaroWinkler.normalized_similarity)
+    _apply(lev, ok & (jw >= 0.80), 2)
+    _apply(lev, ok & (jw >= 0.88), 3)
+    pa, pb = A["surname_phon"][ia], B["surname_phon"][ib]
+    _apply(lev, ok & ((jw >= 0.94) | ((pa == pb) & (pa != ""))), 4)
+    alt = _contains_word(A["surname_alts"][ia], b) | _contains_word(B["surname_alts"][ib], a)
+    alt |= _contains_word(A["surname_text"][ia], b) | _contains_word(B["surname_text"][ib], a)
+    ga, gb = A["given_first"][ia], B["given_first"][ib]
+    swapped = (a == gb) & (ga == b) & (a != "") & (b != "")
+    _apply(lev, ok & (alt | swapped), 5)
+    _apply(lev, ok & (a == b), 6)
+    return lev
+
+
+def _given_levels(A: Table, B: Table, ia: np.ndarray, ib: np.ndarray) -> np.ndarray:
+    a, b = A["given"][ia], B["given"][ib]
+    ok = _present(a, b)
+    lev = np.where(ok, 1, 0).astype(np.int8)
+    fa, fb = A["given_first"][ia], B["given_first"][ib]
+    inits = (A["given_initials"][ia] == 1) | (B["given_initials"][ib] == 1)
+    first_letter = np.fromiter((x[:1] == y[:1] for x, y in zip(fa, fb)), dtype=bool,
+                               count=len(fa))
+    _apply(lev, ok & inits & first_letter, 2)
+    rows = np.flatnonzero(ok & (a != b))
+    jw = _sim(a, b, rows, JaroWinkler.normalized_similarity)
+    jw_first = _sim(fa, fb, rows, JaroWinkler.normalized_similarity)
+    jw = np.maximum(jw, jw_first)
+    _apply(lev, ok & (jw >= 0.80), 3)
+    _apply(lev, ok & (jw >= 0.88), 4)
+    pa, pb = A["given_phon"][ia], B["given_phon"][ib]
+    _apply(lev, ok & ((jw >= 0.94) | ((pa == pb) & (pa != ""))), 5)
+    shared = (fa == fb) | (A["given_sorted"][ia] == B["given_sorted"][ib])
+    sa, sb = A["surname"][ia], B["surname"][ib]
+    swapped = (fa == sb) & (sa == fb)
+    _apply(lev, ok & (shared | swapped), 6)
+    _apply(lev, ok & (a == b), 7)
+    return lev
+
+
+def _dob_levels(A: Table, B: Table, ia: np.ndarray, ib: np.ndarray) -> np.ndarray:
+    a, b = A["dob"][ia], B["dob"][ib]
+    ok = _present(a, b)
+    lev = np.where(ok, 1, 0).astype(np.int8)
+    ya, yb = A["dob_year"][ia], B["dob_year"][ib]
+    ma, mb = A["dob_month"][ia], B["dob_month"][ib]
+    da, db = A["dob_day"][ia], B["dob_day"][ib]
+    same_year = ok & (ya == yb) & (ya > 0)
+    _apply(lev, same_year, 2)
+    partial = (da == 0) | (db == 0)
+    compatible = same_year & partial & ((ma == mb) | (ma == 0) | (mb == 0))
+    _apply(lev, compatible, 3)
+    full = ok & ~partial
+    rows = np.flatnonzero(full & (a != b))
+    dist = np.full(len(a), 99.0)
+    if len(rows):
+        dist[rows] = cpdist(a[rows].tolist(), b[rows].tolist(), scorer=OSA.distance,
+                            workers=1)
+    _apply(lev, full & (dist <= 1), 4)
+    alt_a, alt_b = A["dob_alt"][ia], B["dob_alt"][ib]
+    swapped = ((alt_a == b) & (alt_a != "")) | ((alt_b == a) & (alt_b != ""))
+    _apply(lev, full & swapped, 5)
+    _apply(lev, full & (a == b), 6)
+    return lev
+
+
+def _address_levels(A: Table, B: Table, ia: np.ndarray, ib: np.ndarray) -> np.ndarray:
+    a, b = A["address"][ia], B["address"][ib]
+    ok = _present(a, b)
+    lev = np.where(ok, 1, 0).astype(np.int8)
+    rows = np.flatnonzero(ok & (a != b))
+    sim = np.maximum(_sim(a, b, rows, fuzz.ratio), _sim(a, b, rows, fuzz.token_set_ratio))
+    _apply(lev, ok & (sim >= 60), 2)
+    _apply(lev, ok & (sim >= 80), 3)
+    _apply(lev, ok & (sim >= 92), 4)
+    _apply(lev, ok & (a == b), 5)
+    return lev
+
+
+def _edit_levels(column: str) -> LevelFn:
+    def fn(A: Table, B: Table, ia: np.ndarray, ib: np.ndarray) -> np.ndarray:
+        a, b = A[column][ia], B[column][ib]
+        ok = _present(a, b)
+        lev = np.where(ok, 1, 0).astype(np.int8)
+        rows = np.flatnonzero(ok & (a != b))
+        dist = np.full(len(a), 99.0)
+        if len(rows):
+            dist[rows] = cpdist(a[rows].tolist(), b[rows].tolist(), scorer=OSA.distance,
+                                workers=1)
+        _apply(lev, ok & (dist <= 1), 2)
+        _apply(lev, ok & (a == b), 3)
+        return lev
+    return fn
+
+
+def _city_levels(A: Table, B: Table, ia: np.ndarray, ib: np.ndarray) -> np.ndarray:
+    a, b = A["city"][ia], B["city"][ib]
+    ok = _present(a, b)
+    lev = np.where(ok, 1, 0).astype(np.int8)
+    rows = np.flatnonzero(ok & (a != b))
+    jw = _sim(a, b, rows, JaroWinkler.normalized_similarity)
+    _apply(lev, ok & (jw >= 0.88), 2)
+    _apply(lev, ok & (a == b), 3)
+    return lev
+
+
+DEFAULT_COMPARISONS: tuple[Comparison, ...] = (
+    Comparison("given_name", ("given_name",),
+               ("missing", "different", "initials agree", "jaro-winkler>=0.80",
+                "jaro-winkler>=0.88", "sounds alike or jaro-winkler>=0.94",
+                "same first name or other order/position", "exact"),
+               _given_levels, tf_column="given", value_column="given"),
+    Comparison("surname", ("surname",),
+               ("missing", "different", "jaro-winkler>=0.80", "jaro-winkler>=0.88",
+                "sounds alike or jaro-winkler>=0.94", "birth/usage name or swapped", "exact"),
+               _surname_levels, tf_column="surname", value_column="surname"),
+    Comparison("date_of_birth", ("date_of_birth",),
+               ("missing", "different", "same year", "partial date agrees", "one digit off",
+                "day/month swapped", "exact"), _dob_levels, value_column="dob"),
+    Comparison("address", ("address",),
+               ("missing", "different", "similar>=60", "similar>=80", "similar>=92", "exact"),
+               _address_levels, value_column="address"),
+    Comparison("postcode", ("postcode",), ("missing", "different", "one edit", "exact"),
+               _edit_levels("postcode"), value_column="postcode"),
+    Comparison("city", ("city",), ("missing", "different", "jaro-winkler>=0.88", "exact"),
+               _city_levels, tf_column="city", value_column="city"),
+    Comparison("phone", ("phone",), ("missing", "different", "one edit", "exact"),
+               _edit_levels("phone"), value_column="phone"),
+    Comparison("id_number", ("id_number",), ("missing", "different", "one edit", "exact"),
+               _edit_levels("id_number"), value_column="id_number"),
+)
+
+
+def comparison_levels(A: Table, B: Table, ia: np.ndarray, ib: np.ndarray,
+                      comparisons: Sequence[Comparison]) -> np.ndarray:
+    """Level matrix (pairs x comparisons), int8."""
+    out = np.zeros((len(ia), len(comparisons)), dtype=np.int8)
+    for k, c in enumerate(comparisons):
+        if len(ia):
+            out[:, k] = c.fn(A, B, ia, ib)
+    return out
+
+
+# --------------------------------------------------------------------------- the model
+
+
+@dataclass(frozen=True)
+class FieldContribution:
+    """One field's part of a pair's match weight."""
+
+    field: str
+    level: str
+    value_a: object
+    value_b: object
+    m: float
+    u: float
+    weight: float
+    tf_adjustment: float = 0.0
+
+    @property
+    def total(self) -> float:
+        return self.weight + self.tf_adjustment
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Why a pair scored what it scored: the prior plus one row per field."""
+
+    prior_weight: float
+    contributions: tuple[FieldContribution, ...]
+    match_weight: float
+    probability: float
+
+    def __str__(self) -> str:
+        lines = [f"{'field':<14}{'level':<42}{'weight':>8}{'tf':>7}  values",
+                 f"{'(prior)':<14}{'':<42}{self.prior_weight:>8.2f}"]
+        for c in self.contributions:
+            lines.append(f"{c.field:<14}{c.level:<42}{c.weight:>8.2f}{c.tf_adjustment:>7.2f}"
+                         f"  {c.value_a!r} / {c.value_b!r}")
+        lines.append(f"{'total':<14}{'':<42}{self.match_weight:>8.2f}"
+                     f"   probability {self.probability:.4f}")
+        return "\n".join(lines)
+
+
+def probability(weight: np.ndarray | float) -> np.ndarray | float:
+    """Match probability of a match weight (bits)."""
+    w = np.clip(weight, -60, 60)
+    return 1.0 / (1.0 + np.power(2.0, -w))
+
+
+@dataclass
+class Model:
+    """Fitted Fellegi–Sunter parameters (see the module docstring)."""
+
+    comparisons: tuple[Comparison, ...]
+    m: list[np.ndarray]
+    u: list[np.ndarray]
+    prior: float
+    tf: dict[str, dict[str, float]] = field(default_factory=dict)
+    active: tuple[bool, ...] = ()
+    em_iterations: int = 0
+
+    @property
+    def prior_weight(self) -> float:
+        return math.log2(self.prior / (1.0 - self.prior))
+
+    def level_weights(self) -> list[np.ndarray]:
+        out = []
+        for k, (m, u) in enumerate(zip(self.m, self.u)):
+            w = np.log2(m / u)
+            w[0] = 0.0
+            if self.active and not self.active[k]:
+                w[:] = 0.0
+            out.append(w)
+        return out
+
+    def tf_adjustments(self, A: Table, ia: np.ndarray, levels: np.ndarray) -> np.ndarray:
+        """Per-pair, per-comparison TF adjustment (0 unless exact on a TF field)."""
+        adj = np.zeros(levels.shape, dtype=np.float64)
+        for k, c in enumerate(self.comparisons):
+            if c.tf_column is None or c.tf_column not in self.tf:
+                continue
+            if self.active and not self.active[k]:
+                continue
+            rows = np.flatnonzero(levels[:, k] == c.exact_level)
+            if not len(rows):
+                continue
+            freq = self.tf[c.tf_column]
+            floor = min(freq.values()) if freq else 1.0
+            u_exact = self.u[k][c.exact_level]
+            values = A[c.tf_column][ia[rows]]
+            f = np.fromiter((freq.get(v, floor) for v in values), dtype=np.float64,
+                            count=len(rows))
+            adj[rows, k] = np.log2(u_exact / f)
+        return adj
+
+    def weights(self, levels: np.ndarray, tf_adj: np.ndarray | None = None) -> np.ndarray:
+        """Match weight of each pair."""
+        total = np.full(len(levels), self.prior_weight)
+        for k, w in enumerate(self.level_weights()):
+            total += w[levels[:, k]]
+        if tf_adj is not None:
+            total += tf_adj.sum(axis=1)
+        return total
+
+    def score(self, A: Table, B: Table, ia: np.ndarray, ib: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray]:
+        """(match weights, probabilities) of pairs ``(A[ia], B[ib])``."""
+        levels = comparison_levels(A, B, ia, ib, self.comparisons)
+        w = self.weights(levels, self.tf_adjustments(A, ia, levels))
+        return w, probability(w)
+
+    def explain(self, A: Table, B: Table, i: int, j: int) -> Explanation:
+        """Per-field explanation of the pair ``(A[i], B[j])``."""
+        ia, ib = np.array([i]), np.array([j])
+        levels = comparison_levels(A, B, ia, ib, self.comparisons)
+        adj = self.tf_adjustments(A, ia, levels)
+        lw = self.level_weights()
+        parts = []
+        for k, c in enumerate(self.comparisons):
+            lv = int(levels[0, k])
+            col = c.value_column or c.tf_column
+            parts.append(FieldContribution(
+                c.name, c.levels[lv], A[col][i] if col else None, B[col][j] if col else None,
+                float(self.m[k][lv]), float(self.u[k][lv]), float(lw[k][lv]),
+                float(adj[0, k])))
+        w = self.prior_weight + sum(p.total for p in parts)
+        return Explanation(self.prior_weight, tuple(parts), w, float(probability(w)))
+
+    def summary(self) -> str:
+        """The fitted m, u and weights, level by level."""
+        lines = [f"prior λ = {self.prior:.5f} ({self.prior_weight:+.2f} bits)"]
+        for k, (c, w) in enumerate(zip(self.comparisons, self.level_weights())):
+            state = "" if not self.active or self.active[k] else " (absent from the data)"
+            lines.append(f"{c.name}{state}")
+            for lv, label in enumerate(c.levels[1:], start=1):
+                lines.append(f"  {label:<42} m={self.m[k][lv]:.4f} u={self.u[k][lv]:.6f}"
+                             f" w={w[lv]:+.2f}")
+        return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- estimation
+
+
+def term_frequencies(tables: Sequence[Table], comparisons: Sequence[Comparison]
+                     ) -> dict[str, dict[str, float]]:
+    """Share of records holding each value, for every TF column."""
+    out: dict[str, dict[str, float]] = {}
+    for c in comparisons:
+        if c.tf_column is None:
+            continue
+        counts: Counter[str] = Counter()
+        for t in tables:
+            counts.update(t[c.tf_column].tolist())
+        counts.pop("", None)
+        total = sum(counts.values())
+        if total:
+            out[c.tf_column] = {v: k / total for v, k in counts.items()}
+    return out
+
+
+def random_pairs(na: int, nb: int | None, count: int, rng: np.random.Generator
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` random pairs (dedupe when ``nb`` is None: distinct rows)."""
+    if nb is None:
+        if na < 2:
+            return np.empty(0, np.int64), np.empty(0, np.int64)
+        i = rng.integers(0, na, count)
+        j = rng.integers(0, na - 1, count)
+        j = np.where(j >= i, j + 1, j)
+        return np.minimum(i, j), np.maximum(i, j)
+    if na == 0 or nb == 0:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    return rng.integers(0, na, count), rng.integers(0, nb, count)
+
+
+def _level_probs(levels: np.ndarray, k: int, n_levels: int, weights: np.ndarray | None
+                 ) -> np.ndarray:
+    col = levels[:, k]
+    w = np.ones(len(col)) if weights is None else weights
+    counts = np.bincount(col, weights=w, minlength=n_levels).astype(np.float64)
+    counts[0] = 0.0
+    # smoothing relative to the total: an unseen level gets the same tiny m and u
+    counts[1:] += max(counts.sum(), 1.0) * 1e-6
+    return counts / counts[1:].sum()
+
+
+def estimate_u(A: Table, B: Table | None, comparisons: Sequence[Comparison], *,
+               sample: int = 200_000, seed: int = 0) -> list[np.ndarray]:
+    """u probabilities from random pairs."""
+    rng = np.random.default_rng(seed)
+    nb = None if B is None else len(B)
+    ia, ib = random_pairs(len(A), nb, sample, rng)
+    levels = comparison_levels(A, A if B is None else B, ia, ib, comparisons)
+    out = []
+    for k, c in enumerate(comparisons):
+        u = _level_probs(levels, k, len(c.levels), None)
+        u[0] = 1.0
+        out.append(u)
+    return out
+
+
+def _initial_m(c: Comparison) -> np.ndarray:
+    n = len(c.levels)
+    m = np.zeros(n)
+    m[1:] = np.linspace(0.02, 1.0, n - 1) ** 3
+    m[-1] += 2.0
+    m[1:] /= m[1:].sum()
+    m[0] = 1.0
+    return m
+
+
+def em(levels: np.ndarray, comparisons: Sequence[Comparison], u: list[np.ndarray], *,
+       prior: float = 0.1, iterations: int = 100, tol: float = 1e-6
+       ) -> tuple[list[np.ndarray], float, int]:
+    """EM for ``m`` and λ with ``u`` fixed; returns (m, λ, iterations run)."""
+    patterns, counts = np.unique(levels, axis=0, return_counts=True)
+    counts = counts.astype(np.float64)
+    m = [_initial_m(c) for c in comparisons]
+    lam = prior
+    it = 0
+    for it in range(1, iterations + 1):
+        log_m = np.zeros(len(patterns))
+        log_u = np.zeros(len(patterns))
+        for k in range(len(comparisons)):
+            lv = patterns[:, k]
+            present = lv > 0
+            log_m += np.where(present, np.log(m[k][lv]), 0.0)
+            log_u += np.where(present, np.log(u[k][lv]), 0.0)
+        a = math.log(lam) + log_m
+        b = math.log(1 - lam) + log_u
+        post = 1.0 / (1.0 + np.exp(np.clip(b - a, -700, 700)))
+        wts = post * counts
+        new_lam = float(np.clip(wts.sum() / counts.sum(), 1e-9, 1 - 1e-9))
+        new_m = []
+        for k, c in enumerate(comparisons):
+            mk = _level_probs(patterns, k, len(c.levels), wts)
+            mk[0] = 1.0
+            new_m.append(mk)
+        delta = max(abs(new_lam - lam), *(float(np.abs(x - y).max()) for x, y in zip(new_m, m)))
+        m, lam = new_m, new_lam
+        if delta < tol:
+            break
+    return m, lam, it
+
+
+def train(A: Table, B: Table | None, ia: np.ndarray, ib: np.ndarray, *,
+          comparisons: Sequence[Comparison] = DEFAULT_COMPARISONS,
+          labels: np.ndarray | None = None, u_sample: int = 200_000,
+          em_iterations: int = 100, seed: int = 0) -> Model:
+    """Fit a :class:`Model` on candidate pairs ``(ia, ib)``.
+
+    ``labels``: optional boolean array (true match per candidate pair); when
+    given, ``m`` and λ are counted from it instead of estimated by EM.
+    """
+    comparisons = tuple(comparisons)
+    BB = A if B is None else B
+    present = A.present | BB.present
+    active = tuple(all(f in present for f in c.fields) for c in comparisons)
+    u = estimate_u(A, B, comparisons, sample=u_sample, seed=seed)
+    levels = comparison_levels(A, BB, ia, ib, comparisons)
+    iterations = 0
+    if labels is not None:
+        labels = np.asarray(labels, dtype=bool)
+        if not labels.any():
+            raise ValueError("labels: no true pair among the candidate pairs")
+        m = []
+        for k, c in enumerate(comparisons):
+            mk = _level_probs(levels[labels], k, len(c.levels), None)
+            mk[0] = 1.0
+            m.append(mk)
+        lam = float(np.clip(labels.mean(), 1e-9, 1 - 1e-9))
+    elif len(levels):
+        m, lam, iterations = em(levels, comparisons, u, iterations=em_iterations)
+    else:
+        m, lam = [_initial_m(c) for c in comparisons], 0.1
+    tables = [A] if B is None else [A, B]
+    return Model(comparisons, m, u, lam, term_frequencies(tables, comparisons), active,
+                 iterations)
+
+
+# --------------------------------------------------------------------------- thresholds
+
+
+def select_threshold(probabilities: np.ndarray, labels: np.ndarray,
+                     total_true: int | None = None) -> tuple[float, float]:
+    """Probability threshold maximising F1 on labelled pairs: (threshold, F1).
+
+    ``total_true``: true pairs in all (including pairs blocking dropped);
+    defaults to the labelled positives among the given pairs.
+    """
+    p = np.asarray(probabilities, dtype=np.float64)
+    y = np.asarray(labels, dtype=bool)
+    if not len(p):
+        return 0.5, 0.0
+    order = np.argsort(-p, kind="stable")
+    tp = np.cumsum(y[order])
+    k = np.arange(1, len(p) + 1)
+    positives = int(y.sum()) if total_true is None else total_true
+    f1 = 2 * tp / (k + positives)
+    # a threshold can only sit between distinct probabilities
+    ps = p[order]
+    last = np.r_[ps[1:] != ps[:-1], True]
+    best = int(np.flatnonzero(last)[np.argmax(f1[last])])
+    return float(ps[best]), float(f1[best])
+
+
+def expected_f1_threshold(probabilities: np.ndarray) -> float:
+    """Threshold maximising the F1 expected under the model's own probabilities."""
+    p = np.sort(np.asarray(probabilities, dtype=np.float64))[::-1]
+    if not len(p):
+        return 0.5
+    expected_tp = np.cumsum(p)
+    f1 = 2 * expected_tp / (np.arange(1, len(p) + 1) + p.sum())
+    return float(p[int(np.argmax(f1))])
