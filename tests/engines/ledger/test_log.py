@@ -141,6 +141,7 @@ def test_concurrent_appends_from_threads(tmp_path: Path) -> None:
             th.join()
         assert log.size == 4 * 20 * 7
         assert log.root() == M.tree_root(log._node, log.size)
+        log.check()
 
 
 def test_garbage_after_commit_is_discarded(tmp_path: Path) -> None:
@@ -148,16 +149,33 @@ def test_garbage_after_commit_is_discarded(tmp_path: Path) -> None:
     entries = [b"%d" % i for i in range(10)]
     with Log(path) as log:
         log.append_batch(entries)
-    # an interrupted batch: extra level data and a new level file, HEAD untouched
-    with open(path / "level-00.bin", "ab") as fh:
-        fh.write(os.urandom(32 * 5))
-    (path / "level-09.bin").write_bytes(os.urandom(32))
+    # an interrupted batch: records written beyond the commit, HEAD untouched
+    with open(path / "tree.bin", "ab") as fh:
+        fh.write(os.urandom(32 * 9))
     with Log(path) as log:
         assert log.size == 10
-        assert (path / "level-00.bin").stat().st_size == 320
-        assert (path / "level-09.bin").stat().st_size == 0
+        assert (path / "tree.bin").stat().st_size == 32 * (2 * 10 - 1)
         log.append_batch([b"x"])
         assert log.root() == M.root_hash([*entries, b"x"])
+        log.check()
+
+
+def test_garbage_in_holes_is_never_read(tmp_path: Path) -> None:
+    path = tmp_path / "log"
+    entries = [b"%d" % i for i in range(11)]
+    with Log(path) as log:
+        log.append_batch(entries[:6])
+    # records 7 (node over leaves 0-7) and 11 (leaves 4-7) are holes at size 6,
+    # 11 being past the end of the file
+    with open(path / "tree.bin", "r+b") as fh:
+        for rec in (7, 11):
+            fh.seek(32 * rec)
+            fh.write(os.urandom(32))
+    with Log(path) as log:
+        assert log.root() == M.root_hash(entries[:6])
+        log.append_batch(entries[6:])
+        assert log.root() == M.root_hash(entries)
+        log.check(chunk_leaves=2)
 
 
 def test_torn_head_slot_falls_back_to_previous_commit(tmp_path: Path) -> None:
@@ -173,26 +191,29 @@ def test_torn_head_slot_falls_back_to_previous_commit(tmp_path: Path) -> None:
         assert log.root() == M.root_hash([b"a"])
 
 
-def test_damaged_level_file_is_detected(tmp_path: Path) -> None:
+@pytest.mark.parametrize("chunk", [2, 4, 1 << 15])
+def test_damaged_node_is_detected(tmp_path: Path, chunk: int) -> None:
     path = tmp_path / "log"
     with Log(path) as log:
-        log.append_batch([b"%d" % i for i in range(8)])
-    with Log(path) as log:
-        log.check()
-    good = (path / "level-01.bin").read_bytes()
-    raw = bytearray(good)
-    raw[40] ^= 1
-    (path / "level-01.bin").write_bytes(bytes(raw))
-    # opening checks only the nodes of the root; the full audit finds the damaged node
-    with Log(path) as log, pytest.raises(LogCorrupted, match=r"node \(1, 1\)|node \(2, 0\)"):
-        log.check(chunk=2)
-    (path / "level-01.bin").write_bytes(good)
-    raw = bytearray((path / "level-03.bin").read_bytes())
-    raw[0] ^= 1
-    (path / "level-03.bin").write_bytes(bytes(raw))
+        log.append_batch([b"%d" % i for i in range(13)])
+        log.check(chunk_leaves=chunk)
+    good = (path / "tree.bin").read_bytes()
+
+    def damage(record: int) -> None:
+        raw = bytearray(good)
+        raw[32 * record] ^= 1
+        (path / "tree.bin").write_bytes(bytes(raw))
+
+    damage(5)  # node (1, 1): not on the path of the root, so opening succeeds...
+    with Log(path) as log, pytest.raises(LogCorrupted, match=r"node \(1, 1\)"):
+        log.check(chunk_leaves=chunk)  # ...but the full audit finds it
+    damage(18)  # leaf 9: only its parent (1, 4) tells
+    with Log(path) as log, pytest.raises(LogCorrupted, match=r"node \(1, 4\)"):
+        log.check(chunk_leaves=chunk)
+    damage(7)  # node (3, 0): part of the committed root
     with pytest.raises(LogCorrupted, match="root"):
         Log(path)
-    (path / "level-01.bin").write_bytes(good[:32])  # truncated below the commit
+    (path / "tree.bin").write_bytes(good[:32 * 20])  # truncated below the commit
     with pytest.raises(LogCorrupted, match="needs"):
         Log(path)
 
@@ -238,13 +259,17 @@ def test_sigkill_during_appends_leaves_last_committed_batch(tmp_path: Path) -> N
     _check_recovered(path, reported[-1])
 
 
-@pytest.mark.parametrize("at_sync", [1, 2, 5, 9, 23])
-def test_sigkill_between_level_writes_and_commit(tmp_path: Path, at_sync: int) -> None:
+@pytest.mark.parametrize("at_sync", [1, 2, 3, 6, 9, 24])
+def test_sigkill_between_tree_write_and_commit(tmp_path: Path, at_sync: int) -> None:
     path = tmp_path / "log"
-    # the first open syncs HEAD once; later syncs are level files then HEAD per batch
+    # sync 1 creates HEAD; then each batch k syncs tree.bin (2k+2), then HEAD (2k+3)
     reported = _run_child(path, "kill-at-sync", str(at_sync))
-    n = _check_recovered(path, reported[-1] if reported else 0)
-    assert n == (reported[-1] if reported else 0)
+    last = reported[-1] if reported else 0
+    n = _check_recovered(path, last)
+    if at_sync % 2 == 0:  # killed before the HEAD write: the batch is not committed
+        assert n == last
+    else:  # killed while syncing HEAD: the commit may or may not have reached it
+        assert n in (last, crash_child.sizes(last + 1)[-1])
 
 
 @pytest.mark.parametrize("at_head", [2, 3, 6])

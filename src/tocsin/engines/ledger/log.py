@@ -3,11 +3,16 @@
 Storage format (a directory owned by the log)
 ---------------------------------------------
 
-``level-LL.bin`` (``LL`` = 00, 01, ...)
-    The hashes of the complete subtrees of level ``LL``, back to back: the
-    32 bytes at offset ``32*k`` are the hash of leaves ``[k*2^LL, (k+1)*2^LL)``.
-    ``level-00.bin`` holds the leaf hashes.  A tree of ``n`` leaves has exactly
-    ``n >> LL`` committed records in level ``LL``; files only ever grow.
+``tree.bin``
+    Every complete-subtree hash, 32 bytes each, at a position computed from
+    its coordinates: the node over leaves ``[k*2^l, (k+1)*2^l)`` (level ``l``,
+    index ``k``) lives at record ``k*2^(l+1) + 2^l - 1``, i.e. byte offset 32
+    times that.  This is the in-order ("flat tree") numbering: leaf ``i`` is
+    record ``2i``, the node over leaves 0-1 is record 1, over 0-3 record 3, and
+    so on.  Once ``n`` leaves are committed, every complete subtree sits in
+    records ``[0, 2n-1)``; records of subtrees that are not complete yet are
+    holes, filled in by the batch that completes them.  The file is
+    ``32*(2n-1)`` bytes long for ``n`` leaves.
 
 ``HEAD``
     Two 64-byte commit slots.  A slot is ``magic "TOCSLOG1" | seq u64 |
@@ -21,25 +26,30 @@ Storage format (a directory owned by the log)
 
 Why this format:
 
-* Any complete subtree hash is one ``pread`` at a computed offset: no index
-  lookup, no B-tree, O(1) per node.  A proof at 10^7 leaves is ~25-50 reads
-  of 32 bytes, i.e. tens of microseconds.  Hashes of incomplete subtrees (the
-  right edge of the tree) are recomputed from the O(log n) complete subtrees
-  that tile them (see :mod:`.merkle`).
-* Appending a batch is one sequential ``pwrite`` per level that gained nodes,
-  one ``fdatasync`` per such file, then one 64-byte ``HEAD`` write and
-  ``fdatasync``.  That is ~log2(batch) + 2 syncs per batch, independent of
-  the log size, which is what makes >100k durable appends/s possible.
-* Crash safety comes from ordering: level data is synced *before* the HEAD
-  slot that commits it.  Anything beyond the committed size in a level file
-  is garbage from an interrupted batch; it is truncated away on open (and
-  would be overwritten in place anyway, since a record's offset is a function
-  of its index).  The HEAD root is recomputed from the level files on open, so
-  a damaged file is detected rather than served.
-* Only O(log n) hashes are ever needed in memory: the leaves are never held.
+* The hash of any complete subtree ``[k*2^l, (k+1)*2^l)`` is one ``pread`` at
+  a computed offset: no index lookup, no B-tree.  A proof at 10^7 leaves is
+  ~25-50 reads of 32 bytes, i.e. tens of microseconds.  Hashes of incomplete
+  subtrees (the right edge of the tree) are recomputed from the O(log n)
+  complete subtrees that tile them (see :mod:`.merkle`).
+* All the nodes a batch of leaves ``[old, new)`` completes fall in records
+  ``[2*old-1, 2*new-1)``, except at most one per level (a large subtree whose
+  left part was already there).  So appending a batch is one sequential
+  ``pwrite`` of that region (assembled with numpy strided assignment), a few
+  32-byte writes, *one* ``fdatasync``, then one 64-byte ``HEAD`` write
+  and ``fdatasync``: two syncs per batch whatever its size, which is what
+  makes >100k durable appends/s possible.  (One file per level would need a
+  sync per level, ~log2(batch) of them.)
+* Crash safety comes from ordering: tree data is synced *before* the HEAD
+  slot that commits it.  Whatever an interrupted batch wrote lies in records
+  of subtrees that are not complete at the committed size; nothing reads
+  them, the tail is truncated on open, and the batch that completes those
+  subtrees later rewrites every one of them.  The committed root is
+  recomputed from ``tree.bin`` on open (O(log n) reads), and :meth:`Log.check`
+  audits every node, so a damaged file is detected rather than served.
+* Only O(batch + log n) hashes are ever in memory: leaves are never held.
 
-Entries themselves are not stored: the log stores their leaf hashes.  Callers
-keep the entries (in Tocsin: salted commitments) where they need them.
+Entries themselves are not stored, only their leaf hashes.  Callers keep the
+entries (in Tocsin: salted commitments) where they need them.
 """
 
 from __future__ import annotations
@@ -52,6 +62,8 @@ import struct
 import threading
 from collections.abc import Sequence
 from typing import Self
+
+import numpy as np
 
 from . import merkle
 
@@ -111,8 +123,9 @@ class Log:
         self.durable = durable
         self.readonly = readonly
         self._lock = threading.Lock()
-        self._fds: dict[int, int] = {}
         self._lock_fd: int | None = None
+        self._head_fd: int | None = None
+        self._tree_fd: int | None = None
         # (seq, size, root) of the last commit, swapped as one tuple so that
         # readers never see a size with another commit's root.
         self._state: tuple[int, int, bytes] = (0, 0, merkle.EMPTY_ROOT)
@@ -121,6 +134,7 @@ class Log:
             if not os.path.isdir(self.path):
                 raise FileNotFoundError(f"no log at {self.path}")
             self._head_fd = os.open(os.path.join(self.path, "HEAD"), os.O_RDONLY)
+            self._tree_fd = os.open(os.path.join(self.path, "tree.bin"), os.O_RDONLY)
             self.refresh()
             return
         os.makedirs(self.path, exist_ok=True)
@@ -141,9 +155,6 @@ class Log:
 
     # ----------------------------------------------------------------- opening
 
-    def _level_path(self, level: int) -> str:
-        return os.path.join(self.path, f"level-{level:02d}.bin")
-
     def _read_head(self) -> tuple[int, int, bytes] | None:
         raw = os.pread(self._head_fd, 2 * _SLOT_SIZE, 0)
         if not raw:
@@ -157,6 +168,8 @@ class Log:
     def _open_writable(self) -> None:
         head_path = os.path.join(self.path, "HEAD")
         fresh = not os.path.exists(head_path)
+        self._tree_fd = os.open(os.path.join(self.path, "tree.bin"), os.O_RDWR | os.O_CREAT,
+                                0o644)
         self._head_fd = os.open(head_path, os.O_RDWR | os.O_CREAT, 0o644)
         head = None if fresh else self._read_head()
         if head is None:
@@ -170,22 +183,14 @@ class Log:
             self._state = head
         size = self._state[1]
         # Discard whatever an interrupted batch left beyond the commit.
-        for name in os.listdir(self.path):
-            if not (name.startswith("level-") and name.endswith(".bin")):
-                continue
-            level = int(name[6:-4])
-            want = (size >> level) * _H
-            fd = self._fd(level, create=False)
-            have = os.fstat(fd).st_size
-            if have < want:
-                raise LogCorrupted(
-                    f"{name} holds {have} bytes, the committed size {size} needs {want}")
-            if have > want:
-                os.ftruncate(fd, want)
-                self._sync(fd)
-        for level in range(size.bit_length()):
-            if (size >> level) and not os.path.exists(self._level_path(level)):
-                raise LogCorrupted(f"level file {level} is missing for size {size}")
+        want = _H * (2 * size - 1) if size else 0
+        have = os.fstat(self._tree_fd).st_size
+        if have < want:
+            raise LogCorrupted(
+                f"tree.bin holds {have} bytes, the committed size {size} needs {want}")
+        if have > want:
+            os.ftruncate(self._tree_fd, want)
+            self._sync(self._tree_fd)
         self._check_root()
 
     def _check_root(self) -> None:
@@ -193,7 +198,7 @@ class Log:
         computed = merkle.tree_root(self._node, size)
         if computed != root:
             raise LogCorrupted(
-                f"level files of {self.path} give root {computed.hex()} but HEAD committed "
+                f"tree.bin of {self.path} gives root {computed.hex()} but HEAD committed "
                 f"{root.hex()} at size {size}")
 
     def refresh(self) -> int:
@@ -204,21 +209,6 @@ class Log:
         self._state = head
         return head[1]
 
-    def _fd(self, level: int, *, create: bool) -> int:
-        fd = self._fds.get(level)
-        if fd is None:
-            path = self._level_path(level)
-            if self.readonly:
-                flags = os.O_RDONLY
-            else:
-                flags = os.O_RDWR | (os.O_CREAT if create else 0)
-            existed = os.path.exists(path)
-            fd = os.open(path, flags, 0o644)
-            if create and not existed and self.durable:
-                _fsync_dir(self.path)
-            self._fds[level] = fd
-        return fd
-
     def _sync(self, fd: int) -> None:
         if self.durable:
             os.fdatasync(fd)
@@ -226,7 +216,8 @@ class Log:
     # ------------------------------------------------------------------ reads
 
     def _node(self, level: int, index: int) -> bytes:
-        data = os.pread(self._fd(level, create=False), _H, index * _H)
+        pos = (index << (level + 1)) + (1 << level) - 1
+        data = os.pread(self._tree_fd, _H, pos * _H)
         if len(data) != _H:
             raise LogCorrupted(f"short read of node ({level}, {index})")
         return data
@@ -284,29 +275,45 @@ class Log:
             raise ValueError(f"old size must be a non-negative int, got {old!r}")
         return merkle.consistency_path(self._node, old, new)
 
-    def check(self, chunk: int = 1 << 16) -> None:
-        """Full audit of the stored tree: every interior node is recomputed
-        from its two children, level by level, in O(n) time and O(chunk)
-        memory.  Raises :class:`LogCorrupted` naming the first bad node.
+    def check(self, chunk_leaves: int = 1 << 15) -> None:
+        """Full audit: every stored interior node must hash its two children.
 
-        (Opening a log only checks the O(log n) nodes that make up the
-        committed root.)
+        Reads ``tree.bin`` in aligned chunks of ``chunk_leaves`` leaves (a
+        power of two), so it runs in O(n) time and O(chunk) memory.  Raises
+        :class:`LogCorrupted` naming the first bad node.  (Opening a log only
+        checks the O(log n) nodes that make up the committed root.)
         """
         _, size, _ = self._state
-        chunk -= chunk % 2
-        for level in range(size.bit_length() - 1):
-            parents = size >> (level + 1)
-            for start in range(0, parents, chunk // 2):
-                count = min(chunk // 2, parents - start)
-                kids = os.pread(self._fd(level, create=False), 64 * count, 64 * start)
-                have = os.pread(self._fd(level + 1, create=False), _H * count, _H * start)
-                if len(kids) != 64 * count or len(have) != _H * count:
-                    raise LogCorrupted(f"level {level} or {level + 1} is short")
-                for j in range(count):
-                    want = _sha256(b"\x01" + kids[64 * j:64 * j + 64]).digest()
-                    if have[_H * j:_H * j + _H] != want:
-                        raise LogCorrupted(
-                            f"node ({level + 1}, {start + j}) does not hash its children")
+        if chunk_leaves < 2 or chunk_leaves & (chunk_leaves - 1):
+            raise ValueError("chunk_leaves must be a power of two >= 2")
+        c = chunk_leaves.bit_length() - 1
+        sha = _sha256
+
+        def bad(level: int, index: int) -> LogCorrupted:
+            return LogCorrupted(f"node ({level}, {index}) does not hash its children")
+
+        full = size >> c  # chunks lying wholly inside the tree
+        for j in range(full):
+            base = 2 * (j << c)  # record of the chunk's first leaf
+            raw = os.pread(self._tree_fd, _H * (2 * chunk_leaves - 1), _H * base)
+            if len(raw) != _H * (2 * chunk_leaves - 1):
+                raise LogCorrupted("tree.bin is short")
+            for level in range(1, c + 1):
+                half = 1 << (level - 1)
+                for k in range(chunk_leaves >> level):
+                    p = (k << (level + 1)) + (1 << level) - 1
+                    left, right = p - half, p + half
+                    want = sha(b"\x01" + raw[_H * left:_H * left + _H]
+                               + raw[_H * right:_H * right + _H]).digest()
+                    if raw[_H * p:_H * p + _H] != want:
+                        raise bad(level, (j << (c - level)) + k)
+        # nodes above the chunk level, and those of the last partial chunk
+        for level in range(1, size.bit_length()):
+            first = 0 if level > c else (full << c) >> level
+            for k in range(first, size >> level):
+                if self._node(level, k) != sha(b"\x01" + self._node(level - 1, 2 * k)
+                                               + self._node(level - 1, 2 * k + 1)).digest():
+                    raise bad(level, k)
         self._check_root()
 
     # ---------------------------------------------------------------- appends
@@ -334,29 +341,40 @@ class Log:
             seq, old, _ = self._state
             if not entries:
                 return old
+            new = old + len(entries)
+            fd = self._tree_fd
             sha = _sha256
-            cur = [sha(b"\x00" + bytes(e)).digest() for e in entries]
-            level, start = 0, old
-            touched: list[int] = []
+            lo = 2 * old - 1 if old else 0  # first record the batch can fill
+            region = np.zeros((2 * new - 1 - lo, _H), dtype=np.uint8)
+            stragglers: list[tuple[int, bytes]] = []
+            cur = b"".join([sha(b"\x00" + bytes(e)).digest() for e in entries])
+            level, start = 0, old  # cur holds the new nodes (level, start...)
             while cur:
-                fd = self._fd(level, create=True)
-                os.pwrite(fd, b"".join(cur), start * _H)
-                touched.append(fd)
-                end = start + len(cur)
+                count = len(cur) // _H
+                pos = (start << (level + 1)) + (1 << level) - 1
+                step = 1 << (level + 1)
+                nodes = np.frombuffer(cur, dtype=np.uint8).reshape(count, _H)
+                if pos < lo:  # at most the first node of a level lies before lo
+                    stragglers.append((pos, cur[:_H]))
+                    nodes, pos, count = nodes[1:], pos + step, count - 1
+                if count:
+                    region[pos - lo:pos - lo + step * (count - 1) + 1:step] = nodes
+                end = start + len(cur) // _H
                 pstart, pend = start >> 1, end >> 1
                 if pend <= pstart:
                     break
                 if start & 1:
-                    buf = self._node(level, start - 1) + b"".join(cur)
+                    buf = self._node(level, start - 1) + cur
                 else:
-                    buf = b"".join(cur)
+                    buf = cur
                 mv = memoryview(buf)
-                cur = [sha(b"\x01" + mv[64 * i:64 * i + 64]).digest()
-                       for i in range(pend - pstart)]
+                cur = b"".join([sha(b"\x01" + mv[64 * i:64 * i + 64]).digest()
+                                for i in range(pend - pstart)])
                 level, start = level + 1, pstart
-            for fd in touched:
-                self._sync(fd)
-            new = old + len(entries)
+            os.pwrite(fd, region.data, _H * lo)
+            for pos, h in stragglers:
+                os.pwrite(fd, h, _H * pos)
+            self._sync(fd)
             root = merkle.tree_root(self._node, new)
             seq += 1
             os.pwrite(self._head_fd, _slot_bytes(seq, new, root), (seq % 2) * _SLOT_SIZE)
@@ -368,16 +386,11 @@ class Log:
 
     def close(self) -> None:
         self._closed = True
-        for fd in self._fds.values():
-            os.close(fd)
-        self._fds.clear()
-        head = getattr(self, "_head_fd", None)
-        if head is not None:
-            os.close(head)
-            self._head_fd = None
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)  # releases the flock
-            self._lock_fd = None
+        for name in ("_tree_fd", "_head_fd", "_lock_fd"):  # closing LOCK releases the flock
+            fd = getattr(self, name, None)
+            if fd is not None:
+                os.close(fd)
+                setattr(self, name, None)
 
     def __enter__(self) -> Self:
         return self
