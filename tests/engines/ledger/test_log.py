@@ -51,6 +51,20 @@ def test_append_returns_first_index_and_reopens(tmp_path: Path) -> None:
             log.subtree_hash(3, 12)  # [96, 104) is not complete in 100 leaves
 
 
+def test_storage_format_is_the_documented_in_order_layout(tmp_path: Path) -> None:
+    entries = [b"leaf %d" % i for i in range(13)]
+    with Log(tmp_path / "log") as log:
+        log.append_batch(entries[:5])
+        log.append_batch(entries[5:])
+    raw = (tmp_path / "log" / "tree.bin").read_bytes()
+    assert len(raw) == 32 * (2 * 13 - 1)
+    for level in range(4):
+        for k in range(13 >> level):
+            record = k * 2 ** (level + 1) + 2 ** level - 1
+            want = M.root_hash(entries[k << level:(k + 1) << level])
+            assert raw[32 * record:32 * record + 32] == want, (level, k)
+
+
 def test_bad_arguments(tmp_path: Path) -> None:
     with Log(tmp_path / "log") as log:
         log.append_batch([b"a", b"b", b"c"])

@@ -8,6 +8,20 @@
   tlog-cosignature / tlog-witness / tlog-policy;
 * :mod:`.verify` - the standalone auditor's verifier and the proof bundle.
 
+Wiring sketch (what the app's ledger listener and routes do)::
+
+    from tocsin.engines.ledger import (Checkpoint, Log, Signer, canonical_json, commit,
+                                       new_salt, sign_checkpoint, make_proof_bundle)
+    log = Log("var/ledger")                       # one writer process
+    signer = Signer.from_skey(open("var/ledger.key").read())
+    salt = new_salt()                             # stored with the record, erasable
+    leaf = commit(salt, canonical_json(event))    # personal data never enters the log
+    index = log.append_batch([leaf])              # batch events for throughput
+    note = sign_checkpoint(Checkpoint(signer.name, log.size, log.root()), signer)
+    # witnesses: request_cosignature(url, old_size, log.consistency_proof(old_size), note)
+    bundle = make_proof_bundle(leaf, index, log.size, log.inclusion_proof(index),
+                               note + cosignatures, signer.vkey, witnesses, quorum)
+
 Pure library: it imports nothing from ``tocsin.core`` or a domain module.
 Names are loaded lazily, so that ``python -m tocsin.engines.ledger.verify``
 imports nothing but the verifier itself.
