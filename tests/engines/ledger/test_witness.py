@@ -124,6 +124,8 @@ def test_witness_follows_a_growing_log(state: W.WitnessState, log_key: N.Signer)
     # same checkpoint again: consistent, cosigned again
     state.add_checkpoint(76, [], log.checkpoint())
     assert state.evidence() == []
+    with pytest.raises(W.BadProof, match="equal sizes"):
+        state.add_checkpoint(76, [b"\0" * 32], log.checkpoint())
 
 
 def test_witness_refuses_forks(state: W.WitnessState, log_key: N.Signer) -> None:

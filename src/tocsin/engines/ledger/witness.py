@@ -278,7 +278,9 @@ class WitnessState:
                            f"{latest_size} for {cp.origin!r}")
                 failure = Conflict(msg, latest_size)
             elif old_size == cp.size:
-                if cp.root_hash != latest_root:
+                if proof:
+                    failure = BadProof("a consistency proof between equal sizes must be empty")
+                elif cp.root_hash != latest_root:
                     failure = Conflict(
                         f"FORK refused for {cp.origin!r}: size {cp.size} has root "
                         f"{latest_root.hex()} but the checkpoint says {cp.root_hash.hex()}",
