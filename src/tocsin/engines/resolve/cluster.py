@@ -66,7 +66,7 @@ def _average_linkage(sim: np.ndarray, min_average: float) -> list[list[int]]:
 
 
 def cluster_pairs(pairs: Iterable[tuple[str, str, float]], *, threshold: float = 0.5,
-                  min_average: float = 0.5, missing_score: MissingScorer | None = None,
+                  min_average: float = 0.8, missing_score: MissingScorer | None = None,
                   singletons: Iterable[str] = ()) -> list[Cluster]:
     """Clusters from ``(id_a, id_b, probability)`` triples.
 

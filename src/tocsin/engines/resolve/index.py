@@ -81,7 +81,7 @@ class PersonIndex:
                            seed=self._seed)
             present = table.present
             model = Model(comps, [_initial_m(c) for c in comps], u, 0.01,
-                          active=tuple(all(f in present for f in c.fields) for c in comps))
+                          active=tuple(any(f in present for f in c.fields) for c in comps))
         self.model = dataclasses.replace(
             model, tf=term_frequencies([table], model.comparisons))
         self._keys: dict[str, tuple[np.ndarray, np.ndarray]] = {}

@@ -161,7 +161,7 @@ def explain(pair: ScoredPair) -> Explanation:
 
 
 def cluster(pairs: Sequence[ScoredPair], *, threshold: float | None = None,
-            min_average: float = 0.5, singletons: Iterable[str] = ()) -> list[Cluster]:
+            min_average: float = 0.8, singletons: Iterable[str] = ()) -> list[Cluster]:
     """Group matched pairs into persons (see :mod:`.cluster`).
 
     Member pairs that were never scored (blocking did not propose them) are

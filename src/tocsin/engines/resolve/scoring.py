@@ -188,14 +188,28 @@ def _edit_levels(column: str) -> LevelFn:
     return fn
 
 
-def _city_levels(A: Table, B: Table, ia: np.ndarray, ib: np.ndarray) -> np.ndarray:
-    a, b = A["city"][ia], B["city"][ib]
-    ok = _present(a, b)
+def _locality_levels(A: Table, B: Table, ia: np.ndarray, ib: np.ndarray) -> np.ndarray:
+    """Postcode and city together: they are not independent (a postcode names a
+    city), and Fellegi–Sunter assumes independent fields."""
+    pa, pb = A["postcode"][ia], B["postcode"][ib]
+    ca, cb = A["city"][ia], B["city"][ib]
+    p_ok, c_ok = _present(pa, pb), _present(ca, cb)
+    ok = p_ok | c_ok
     lev = np.where(ok, 1, 0).astype(np.int8)
-    rows = np.flatnonzero(ok & (a != b))
-    jw = _sim(a, b, rows, JaroWinkler.normalized_similarity)
-    _apply(lev, ok & (jw >= 0.88), 2)
-    _apply(lev, ok & (a == b), 3)
+    rows = np.flatnonzero(c_ok & (ca != cb))
+    city_close = c_ok & (_sim(ca, cb, rows, JaroWinkler.normalized_similarity) >= 0.88)
+    rows = np.flatnonzero(p_ok & (pa != pb))
+    dist = np.full(len(pa), 99.0)
+    if len(rows):
+        dist[rows] = cpdist(pa[rows].tolist(), pb[rows].tolist(), scorer=OSA.distance,
+                            workers=1)
+    post_close = p_ok & (dist <= 1)
+    p_eq, c_eq = p_ok & (pa == pb), c_ok & (ca == cb)
+    _apply(lev, post_close | city_close, 2)
+    _apply(lev, c_eq & ~p_ok, 3)
+    _apply(lev, p_eq & ~c_ok, 3)
+    _apply(lev, (c_eq & p_ok) | (p_eq & c_ok), 4)
+    _apply(lev, p_eq & c_eq, 5)
     return lev
 
 
@@ -215,10 +229,11 @@ DEFAULT_COMPARISONS: tuple[Comparison, ...] = (
     Comparison("address", ("address",),
                ("missing", "different", "similar>=60", "similar>=80", "similar>=92", "exact"),
                _address_levels, value_column="address"),
-    Comparison("postcode", ("postcode",), ("missing", "different", "one edit", "exact"),
-               _edit_levels("postcode"), value_column="postcode"),
-    Comparison("city", ("city",), ("missing", "different", "jaro-winkler>=0.88", "exact"),
-               _city_levels, tf_column="city", value_column="city"),
+    Comparison("locality", ("postcode", "city"),
+               ("missing", "different", "postcode one edit or city jaro-winkler>=0.88",
+                "postcode or city agrees (other missing)",
+                "postcode or city agrees (other differs)", "postcode and city agree"),
+               _locality_levels, value_column="postcode"),
     Comparison("phone", ("phone",), ("missing", "different", "one edit", "exact"),
                _edit_levels("phone"), value_column="phone"),
     Comparison("id_number", ("id_number",), ("missing", "different", "one edit", "exact"),
@@ -445,19 +460,54 @@ def _initial_m(c: Comparison) -> np.ndarray:
     return m
 
 
+_ANCHORS = ("date_of_birth", "id_number")
+
+
+def sure_matches(levels: np.ndarray, comparisons: Sequence[Comparison],
+                 active: Sequence[bool] | None = None, min_exact: int = 4) -> np.ndarray:
+    """Pairs that are matches beyond reasonable doubt: at least ``min_exact``
+    fields exact, one of them the date of birth or the identity number (a
+    family shares a surname, an address and a phone, not a birth date)."""
+    exact = np.zeros(len(levels), dtype=np.int32)
+    anchor = np.zeros(len(levels), dtype=bool)
+    for k, c in enumerate(comparisons):
+        if active and not active[k]:
+            continue
+        top = levels[:, k] == c.exact_level
+        exact += top
+        if c.name in _ANCHORS:
+            anchor |= top
+    return anchor & (exact >= min_exact)
+
+
 def em(levels: np.ndarray, comparisons: Sequence[Comparison], u: list[np.ndarray], *,
-       prior: float = 0.1, iterations: int = 100, tol: float = 1e-6
+       prior: float = 0.1, iterations: int = 100, tol: float = 1e-6,
+       active: Sequence[bool] | None = None, ignore: frozenset[str] = frozenset()
        ) -> tuple[list[np.ndarray], float, int]:
-    """EM for ``m`` and λ with ``u`` fixed; returns (m, λ, iterations run)."""
+    """EM for ``m`` and λ with ``u`` fixed; returns (m, λ, iterations run).
+
+    Started from the :func:`sure_matches` (their share as λ, their levels
+    blended with a generic prior as ``m``), which keeps EM away from the
+    "same town, same surname" solution that correlated fields invite.
+    """
     patterns, counts = np.unique(levels, axis=0, return_counts=True)
     counts = counts.astype(np.float64)
     m = [_initial_m(c) for c in comparisons]
     lam = prior
+    sure = sure_matches(patterns, comparisons, active)
+    if (sure * counts).sum() >= 10:
+        lam = float(np.clip((sure * counts).sum() / counts.sum(), 1e-6, 0.5))
+        for k, c in enumerate(comparisons):
+            seen = _level_probs(patterns[sure], k, len(c.levels), counts[sure])
+            m[k][1:] = 0.5 * seen[1:] + 0.5 * m[k][1:]
+            m[k][0] = 1.0
     it = 0
     for it in range(1, iterations + 1):
         log_m = np.zeros(len(patterns))
         log_u = np.zeros(len(patterns))
         for k in range(len(comparisons)):
+            if comparisons[k].name in ignore:
+                continue
             lv = patterns[:, k]
             present = lv > 0
             log_m += np.where(present, np.log(m[k][lv]), 0.0)
@@ -491,7 +541,7 @@ def train(A: Table, B: Table | None, ia: np.ndarray, ib: np.ndarray, *,
     comparisons = tuple(comparisons)
     BB = A if B is None else B
     present = A.present | BB.present
-    active = tuple(all(f in present for f in c.fields) for c in comparisons)
+    active = tuple(any(f in present for f in c.fields) for c in comparisons)
     u = estimate_u(A, B, comparisons, sample=u_sample, seed=seed)
     levels = comparison_levels(A, BB, ia, ib, comparisons)
     iterations = 0
@@ -506,12 +556,47 @@ def train(A: Table, B: Table | None, ia: np.ndarray, ib: np.ndarray, *,
             m.append(mk)
         lam = float(np.clip(labels.mean(), 1e-9, 1 - 1e-9))
     elif len(levels):
-        m, lam, iterations = em(levels, comparisons, u, iterations=em_iterations)
+        m, lam, iterations = _train_sessions(levels, comparisons, u, active, em_iterations)
     else:
         m, lam = [_initial_m(c) for c in comparisons], 0.1
     tables = [A] if B is None else [A, B]
     return Model(comparisons, m, u, lam, term_frequencies(tables, comparisons), active,
                  iterations)
+
+
+def _train_sessions(levels: np.ndarray, comparisons: Sequence[Comparison],
+                    u: list[np.ndarray], active: Sequence[bool], iterations: int
+                    ) -> tuple[list[np.ndarray], float, int]:
+    """EM in two sessions, each on the candidate pairs that agree on some fields
+    and estimating ``m`` for the *other* fields only.
+
+    Candidate pairs were chosen for agreeing on names, birth dates or places, so
+    among their non-matches those fields agree far more often than ``u`` (from
+    random pairs) says, and one EM over all of them drifts to "same town, same
+    surname" as its match class. Among the pairs that share a birth date,
+    names and places are as independent as in random pairs (session 1, which
+    estimates every ``m`` except the birth date's), and among pairs whose names
+    sound alike, birth dates are (session 2, the birth date's ``m``). λ comes from
+    session 1: matches with the same birth date / m(birth date exact).
+    """
+    names = {c.name: k for k, c in enumerate(comparisons)}
+    need = ("date_of_birth", "given_name", "surname")
+    if not all(n in names and active[names[n]] for n in need):
+        return em(levels, comparisons, u, iterations=iterations, active=active)
+    kd, kg, ks = (names[n] for n in need)
+    dob_exact = levels[:, kd] == comparisons[kd].exact_level
+    names_alike = (levels[:, kg] >= 5) & (levels[:, ks] >= 4)
+    if dob_exact.sum() < 50 or names_alike.sum() < 50:
+        return em(levels, comparisons, u, iterations=iterations, active=active)
+    m1, lam1, it1 = em(levels[dob_exact], comparisons, u, iterations=iterations, active=active,
+                       ignore=frozenset({"date_of_birth"}))
+    m2, _, it2 = em(levels[names_alike], comparisons, u, iterations=iterations, active=active,
+                    ignore=frozenset({"given_name", "surname"}))
+    m = list(m1)
+    m[kd] = m2[kd]
+    matches = lam1 * dob_exact.sum() / max(m2[kd][comparisons[kd].exact_level], 1e-3)
+    lam = float(np.clip(matches / len(levels), 1e-6, 1 - 1e-6))
+    return m, lam, it1 + it2
 
 
 # --------------------------------------------------------------------------- thresholds
