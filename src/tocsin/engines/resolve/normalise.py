@@ -85,6 +85,10 @@ _TRANSLIT = {
 }
 
 
+_GREEK_DIGRAPHS = (("ου", "ou"), ("αυ", "av"), ("ευ", "ev"), ("γγ", "ng"), ("γκ", "gk"),
+                   ("μπ", "mp"), ("ντ", "nt"))
+
+
 @dataclass(frozen=True)
 class Folded:
     """Folded text and the scripts met that could not be transliterated."""
@@ -103,7 +107,12 @@ def fold(value: str) -> Folded:
     out: list[str] = []
     translit = False
     unknown: set[str] = set()
-    for ch in unicodedata.normalize("NFKD", value.lower()):
+    text = unicodedata.normalize("NFKD", value.lower())
+    for digraph, latin in _GREEK_DIGRAPHS:
+        if digraph in text:
+            text = text.replace(digraph, latin)
+            translit = True
+    for ch in text:
         if unicodedata.combining(ch):
             continue
         if ch.isascii():
