@@ -137,7 +137,7 @@ def prepare(records: Iterable[Mapping[str, object]], *, strict: bool = False,
     ids: list[str] = []
     for k, r in enumerate(rows):
         rid = r.get(id_field)
-        if _is_missing(rid):
+        if rid is None or (isinstance(rid, float) and rid != rid) or not str(rid).strip():
             raise nz.NormalisationError(id_field, rid, f"record {k + 1} has no id")
         ids.append(str(rid).strip())
     raw_columns = {f: [r.get(f) for r in rows] for f in FIELDS}
