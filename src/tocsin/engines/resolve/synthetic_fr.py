@@ -168,9 +168,14 @@ def given_vocabulary() -> tuple[tuple[str, ...], tuple[str, ...]]:
     return tuple(_dedup(sec["given_m"])), tuple(_dedup(sec["given_f"]))
 
 
-def _zipf(n: int, s: float = 1.0) -> np.ndarray:
-    w = 1.0 / np.arange(1, n + 1) ** s
+def _zipf(n: int, s: float = 1.0, q: float = 0.0) -> np.ndarray:
+    """Zipf–Mandelbrot weights ``1 / (rank + q) ** s``."""
+    w = 1.0 / (np.arange(1, n + 1) + q) ** s
     return w / w.sum()
+
+
+SURNAME_Q = 30.0  # Martin ~0.7% of people, as in France (~0.4%), not 6%
+GIVEN_Q = 5.0
 
 
 @dataclass
@@ -197,9 +202,9 @@ class _Gen:
         self.rng = random.Random(seed)
         self.surnames = surname_vocabulary()
         self.male, self.female = given_vocabulary()
-        self.sw = _zipf(len(self.surnames), 0.9).tolist()
-        self.mw = _zipf(len(self.male), 0.8).tolist()
-        self.fw = _zipf(len(self.female), 0.8).tolist()
+        self.sw = _zipf(len(self.surnames), 1.0, SURNAME_Q).tolist()
+        self.mw = _zipf(len(self.male), 0.9, GIVEN_Q).tolist()
+        self.fw = _zipf(len(self.female), 0.9, GIVEN_Q).tolist()
 
     def surname(self) -> str:
         return self.rng.choices(self.surnames, self.sw)[0]
@@ -419,23 +424,48 @@ def split_for_linking(data: SyntheticSet, seed: int = 0
     return a, b, truth
 
 
+_COMMUNE_HEAD = ("Saint-", "Sainte-", "Villeneuve-", "Le ", "La ", "Mont", "Beau", "Château",
+                 "Bourg-", "Fontaine-", "Les ", "Neuville-", "Pont-", "Val-", "")
+_COMMUNE_TAIL = ("", "", "", "-sur-Loire", "-sur-Mer", "-les-Bains", "-en-Bresse", "-le-Vieux",
+                 "-sur-Seine", "-la-Forêt", "-du-Lac", "-d'Armor", "-en-Vexin")
+
+
+@lru_cache(maxsize=1)
+def communes_list(count: int = 6000, seed: int = 11) -> tuple[tuple[str, str], ...]:
+    """The big cities of :data:`CITIES` plus ``count`` made-up communes with
+    plausible French names and postcodes (department + 3 digits)."""
+    rng = random.Random(seed)
+    roots = [s for s in surname_vocabulary()[:800] if " " not in s and "-" not in s]
+    out = list(CITIES)
+    seen = {c for c in CITIES}
+    while len(out) < count:
+        dep = rng.choice([f"{d:02d}" for d in range(1, 96) if d != 20])
+        name = rng.choice(_COMMUNE_HEAD) + rng.choice(roots) + rng.choice(_COMMUNE_TAIL)
+        entry = (f"{dep}{rng.randrange(0, 1000):03d}", name)
+        if entry not in seen:
+            seen.add(entry)
+            out.append(entry)
+    return tuple(out)
+
+
 def index_columns(n: int, seed: int = 0) -> tuple[list[str], dict[str, list[str]]]:
     """``n`` clean persons as columns (vectorised; millions per minute)."""
     rng = np.random.default_rng(seed)
     surnames = np.array(surname_vocabulary(), dtype=object)
     male, female = given_vocabulary()
     given = np.array(male + female, dtype=object)
-    gw = np.r_[_zipf(len(male), 0.8), _zipf(len(female), 0.8)] / 2
-    sur = surnames[rng.choice(len(surnames), n, p=_zipf(len(surnames), 0.9))]
+    gw = np.r_[_zipf(len(male), 0.9, GIVEN_Q), _zipf(len(female), 0.9, GIVEN_Q)] / 2
+    sur = surnames[rng.choice(len(surnames), n, p=_zipf(len(surnames), 1.0, SURNAME_Q))]
     giv = given[rng.choice(len(given), n, p=gw)]
     days = rng.integers(0, 365 * 78, n)
     base = _dt.date(1930, 1, 1).toordinal()
     date_strings = np.array([_dt.date.fromordinal(base + d).strftime("%d/%m/%Y")
                              for d in range(365 * 78)], dtype=object)
     dob = date_strings[days]
-    cities = rng.integers(0, len(CITIES), n)
-    postcode = np.array([c[0] for c in CITIES], dtype=object)[cities]
-    city = np.array([c[1] for c in CITIES], dtype=object)[cities]
+    communes = communes_list()
+    cities = rng.choice(len(communes), n, p=_zipf(len(communes), 0.8, 10.0))
+    postcode = np.array([c[0] for c in communes], dtype=object)[cities]
+    city = np.array([c[1] for c in communes], dtype=object)[cities]
     streets = np.array([f"{t} {s}" for t in STREET_TYPES for s in STREET_NAMES], dtype=object)
     numbers = rng.integers(1, 200, n)
     street = streets[rng.integers(0, len(streets), n)]
