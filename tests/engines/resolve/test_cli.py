@@ -8,6 +8,11 @@ import pytest
 from tocsin.commands import resolve
 
 
+def read_rows(path) -> list[dict[str, str]]:
+    with open(path, encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
 def run(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="tocsin")
     resolve.register(parser.add_subparsers(dest="command"))
@@ -35,12 +40,12 @@ def test_dedupe(tmp_path, capsys):
     clusters = tmp_path / "clusters.csv"
     assert run(["resolve", "dedupe", src, "--out", str(out), "--map", MAP,
                 "--clusters", str(clusters)]) == 0
-    rows = list(csv.DictReader(open(out, encoding="utf-8")))
+    rows = read_rows(out)
     assert [(r["id_a"], r["id_b"]) for r in rows] == [("1", "2")]
     assert 0.5 <= float(rows[0]["score"]) <= 1.0
     err = capsys.readouterr().err
     assert "read 4 records" in err and "1 matches" in err
-    assert ["1", "1"] in list(csv.reader(open(clusters)))
+    assert {"cluster": "1", "id": "1"} in read_rows(clusters)
 
 
 def test_link(tmp_path, capsys):
@@ -49,7 +54,7 @@ def test_link(tmp_path, capsys):
     out = tmp_path / "pairs.csv"
     assert run(["resolve", "link", a, b, "--out", str(out), "--map", MAP,
                 "--threshold", "0.4"]) == 0
-    rows = list(csv.DictReader(open(out, encoding="utf-8")))
+    rows = read_rows(out)
     assert [(r["id_a"], r["id_b"]) for r in rows] == [("1", "9")]
     assert "read 2 + 2 records" in capsys.readouterr().err
 

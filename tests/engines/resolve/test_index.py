@@ -52,7 +52,7 @@ def test_unknown_person_scores_low(index):
 
 
 def test_explain_and_add(index):
-    idx, ids, cols = index
+    idx, _, cols = index
     q = _query(cols, 5)
     hit = idx.lookup(q)[0]
     e = idx.explain(q, hit)

@@ -4,9 +4,18 @@ import datetime as dt
 
 import pytest
 
-from tocsin.engines.resolve.normalise import MAX_GIVEN_NAMES, NormalisationError, fold, \
-    normalise_address, normalise_city, normalise_name, normalise_phone, parse_date, \
-    parse_given_names, parse_surname
+from tocsin.engines.resolve.normalise import (
+    MAX_GIVEN_NAMES,
+    NormalisationError,
+    fold,
+    normalise_address,
+    normalise_city,
+    normalise_name,
+    normalise_phone,
+    parse_date,
+    parse_given_names,
+    parse_surname,
+)
 
 TODAY = dt.date(2026, 1, 15)
 

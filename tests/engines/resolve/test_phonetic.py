@@ -2,8 +2,16 @@ from __future__ import annotations
 
 import pytest
 
-from tocsin.engines.resolve.phonetic import ALGORITHMS, DEFAULT, DISTINCT_PAIRS, VARIANT_PAIRS, \
-    fonem, fonem_skeleton, measure, soundex_fr
+from tocsin.engines.resolve.phonetic import (
+    ALGORITHMS,
+    DEFAULT,
+    DISTINCT_PAIRS,
+    VARIANT_PAIRS,
+    fonem,
+    fonem_skeleton,
+    measure,
+    soundex_fr,
+)
 
 GROUPS = [("Dupont", "Dupond"), ("Lefebvre", "Lefèvre"), ("Martin", "Martinn"),
           ("Philippe", "Filip"), ("Thibault", "Thibaut", "Thibeau"), ("Gauthier", "Gautier"),

@@ -2,8 +2,12 @@ from __future__ import annotations
 
 from tocsin.engines.resolve import dedupe
 from tocsin.engines.resolve.normalise import parse_surname
-from tocsin.engines.resolve.synthetic_fr import generate, given_vocabulary, split_for_linking, \
-    surname_vocabulary
+from tocsin.engines.resolve.synthetic_fr import (
+    generate,
+    given_vocabulary,
+    split_for_linking,
+    surname_vocabulary,
+)
 
 
 def test_vocabulary_is_wide_and_french():

@@ -22,14 +22,37 @@ Records are mappings with an ``id`` and any of :data:`FIELDS`.
 from tocsin.engines.resolve.blocking import DEFAULT_RULES, BlockingRule, candidate_pairs
 from tocsin.engines.resolve.cluster import Cluster, cluster_pairs
 from tocsin.engines.resolve.index import Hit, PersonIndex
-from tocsin.engines.resolve.normalise import NormalisationError, normalise_address, \
-    normalise_name, normalise_phone, parse_date, parse_given_names, parse_surname
+from tocsin.engines.resolve.normalise import (
+    NormalisationError,
+    normalise_address,
+    normalise_name,
+    normalise_phone,
+    parse_date,
+    parse_given_names,
+    parse_surname,
+)
 from tocsin.engines.resolve.phonetic import fonem, phonetic_key, soundex_fr
 from tocsin.engines.resolve.records import FIELDS, Table, prepare
-from tocsin.engines.resolve.resolver import PairList, Resolver, ScoredPair, Summary, cluster, \
-    dedupe, explain, link
-from tocsin.engines.resolve.scoring import DEFAULT_COMPARISONS, Comparison, Explanation, \
-    FieldContribution, Model, expected_f1_threshold, select_threshold, train
+from tocsin.engines.resolve.resolver import (
+    PairList,
+    Resolver,
+    ScoredPair,
+    Summary,
+    cluster,
+    dedupe,
+    explain,
+    link,
+)
+from tocsin.engines.resolve.scoring import (
+    DEFAULT_COMPARISONS,
+    Comparison,
+    Explanation,
+    FieldContribution,
+    Model,
+    expected_f1_threshold,
+    select_threshold,
+    train,
+)
 
 __all__ = [
     "DEFAULT_COMPARISONS", "DEFAULT_RULES", "FIELDS", "BlockingRule", "Cluster", "Comparison",

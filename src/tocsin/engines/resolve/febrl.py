@@ -9,11 +9,12 @@ module imports neither pandas nor recordlinkage.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 
 def _s(v: Any) -> str:
-    if v is None or (isinstance(v, float) and v != v):
+    if v is None or (isinstance(v, float) and math.isnan(v)):
         return ""
     return str(v).strip()
 

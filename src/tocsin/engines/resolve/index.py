@@ -23,8 +23,14 @@ import numpy as np
 
 from tocsin.engines.resolve.blocking import _join, _prefix, _unordered
 from tocsin.engines.resolve.records import Table, concat, prepare
-from tocsin.engines.resolve.scoring import DEFAULT_COMPARISONS, Explanation, Model, \
-    _initial_m, estimate_u, term_frequencies
+from tocsin.engines.resolve.scoring import (
+    DEFAULT_COMPARISONS,
+    Explanation,
+    Model,
+    _initial_m,
+    estimate_u,
+    term_frequencies,
+)
 
 INDEX_RULES = (
     ("surname_phonetic+birth_year", lambda t: _join(t["surname_phon"], t["dob_year"])),

@@ -370,7 +370,6 @@ def parse_date(value: str, *, today: _dt.date | None = None) -> PartialDate:
         raise NormalisationError("date_of_birth", value, "empty date")
     s = fold(s).text
     s = re.sub(r"(\d)(er|st|nd|rd|th)\b", r"\1", s)
-    ymd: tuple[int, int | None, int | None]
     m = re.fullmatch(r"(\d{1,2})\s+([a-z]+)\.?,?\s+(\d{2}|\d{4})", s) or \
         re.fullmatch(r"([a-z]+)\.?\s+(\d{1,2}),?\s+(\d{4})", s)
     if m and m.group(2).isalpha():

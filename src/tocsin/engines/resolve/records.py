@@ -13,6 +13,7 @@ first one raises :class:`~tocsin.engines.resolve.normalise.NormalisationError`.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -71,7 +72,7 @@ class Table:
 def _is_missing(v: object) -> bool:
     if v is None:
         return True
-    if isinstance(v, float) and v != v:
+    if isinstance(v, float) and math.isnan(v):
         return True
     return str(v).strip().lower() in MISSING_TOKENS
 
@@ -137,7 +138,7 @@ def prepare(records: Iterable[Mapping[str, object]], *, strict: bool = False,
     ids: list[str] = []
     for k, r in enumerate(rows):
         rid = r.get(id_field)
-        if rid is None or (isinstance(rid, float) and rid != rid) or not str(rid).strip():
+        if rid is None or (isinstance(rid, float) and math.isnan(rid)) or not str(rid).strip():
             raise nz.NormalisationError(id_field, rid, f"record {k + 1} has no id")
         ids.append(str(rid).strip())
     raw_columns = {f: [r.get(f) for r in rows] for f in FIELDS}

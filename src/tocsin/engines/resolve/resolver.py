@@ -8,12 +8,22 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tocsin.engines.resolve.blocking import DEFAULT_RULES, BlockingReport, BlockingRule, \
-    candidate_pairs
+from tocsin.engines.resolve.blocking import (
+    DEFAULT_RULES,
+    BlockingReport,
+    BlockingRule,
+    candidate_pairs,
+)
 from tocsin.engines.resolve.cluster import Cluster, cluster_pairs
 from tocsin.engines.resolve.records import Table, prepare
-from tocsin.engines.resolve.scoring import DEFAULT_COMPARISONS, Comparison, Explanation, \
-    Model, expected_f1_threshold, train
+from tocsin.engines.resolve.scoring import (
+    DEFAULT_COMPARISONS,
+    Comparison,
+    Explanation,
+    Model,
+    expected_f1_threshold,
+    train,
+)
 
 Records = Iterable[Mapping[str, object]] | Table
 
