@@ -26,13 +26,14 @@ Bernard/Bertrand, Moreau/Morel, ...), a key "agrees" when both sides get the
 same key::
 
     key              variants agreeing   distinct pairs merged
-    fonem                  57/58 (98%)          0/40 (0%)
-    fonem_skeleton         58/58 (100%)         7/40 (18%)
-    soundex_fr             50/58 (86%)          5/40 (12%)
-    soundex (jellyfish)    41/58 (71%)          6/40 (15%)
-    metaphone              33/58 (57%)          2/40 (5%)
-    nysiis                 38/58 (66%)          3/40 (8%)
+    fonem                  57/58 (98%)          1/40 (2%)   (Paul/Paule: homophones)
+    fonem_skeleton         58/58 (100%)        20/40 (50%)
+    soundex_fr             39/58 (67%)         18/40 (45%)
+    soundex (jellyfish)    41/58 (71%)         18/40 (45%)
+    metaphone              31/58 (53%)         15/40 (38%)
+    nysiis                 32/58 (55%)         12/40 (30%)
 
+fonem's one miss is Meunier/Mounier (a real vowel change).
 (figures re-checked by ``tests/engines/resolve/test_phonetic.py``, which
 asserts the ordering that made the choice.) ``fonem`` is the default
 (:data:`DEFAULT`): it has the best recall among the keys that almost never
