@@ -17,13 +17,16 @@ from tocsin.core.runtime import Runtime
 ROUTER_MODULES = [
     "tocsin.core.identity.api",
     "tocsin.core.livefeed",
+    "tocsin.messaging.api",
     "tocsin.cases.api",
 ]
 # Path prefixes that accept bodies larger than the default limit (uploads).
 BODY_LIMIT_OVERRIDES: dict[str, int] = {}
+BODY_LIMIT_OVERRIDES.update(dict.fromkeys(["/_matrix/media/", "/api/v1/messaging/uploads"], 1 << 31))
 BODY_LIMIT_OVERRIDES["/api/v1/cases-upload/"] = 21 * 1024 * 1024  # case attachments
 # Modules with ``on_startup(runtime)``, e.g. to subscribe listeners to the bus.
 STARTUP_HOOKS: list[str] = []
+STARTUP_HOOKS.append("tocsin.messaging.hub")
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:

@@ -24,6 +24,7 @@ MODEL_MODULES = [
     "tocsin.core.events",
     "tocsin.core.identity.models",
     "tocsin.cases.models",
+    "tocsin.messaging.models",
 ]
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
