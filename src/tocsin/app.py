@@ -17,6 +17,7 @@ from tocsin.core.runtime import Runtime
 ROUTER_MODULES = [
     "tocsin.core.identity.api",
     "tocsin.core.livefeed",
+    "tocsin.safety.api",
     "tocsin.messaging.api",
     "tocsin.cases.api",
 ]

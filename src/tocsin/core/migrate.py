@@ -23,6 +23,7 @@ from tocsin.core.database import Base
 MODEL_MODULES = [
     "tocsin.core.events",
     "tocsin.core.identity.models",
+    "tocsin.safety.models",
     "tocsin.cases.models",
     "tocsin.messaging.models",
 ]

@@ -1,0 +1,1 @@
+"""Field safety: persons, risk flags, field operations, briefings (issue 6)."""

@@ -1,0 +1,147 @@
+"""Field safety's use of the entity-resolution engine (``tocsin.engines.resolve``).
+
+No matching logic lives here: identity fields are checked with the engine's
+normalisation, and "who is this?" is the engine's :class:`PersonIndex` over every
+stored identity record, with its Fellegi-Sunter scores and explanations. The
+index holds record ids; which person a record belongs to (merges move records)
+is always read from the database.
+
+The index is kept per process and brought up to date from the database before
+each lookup (records with a larger id than the last one indexed), so every app
+node sees records written on the others.
+
+Calibration: the engine's weights need a population. A force starting out has
+few records, and term frequencies and ``u`` probabilities measured on ten
+records are meaningless (two Jeans among ten would make "Jean" look common). So
+the index also holds a fixed *background population* of synthetic identities
+from the engine's generator (ids ``bg:...``, never returned) and uses a model the
+engine fitted (EM) on synthetic records with known duplicates. Both are built
+once per process, from a fixed seed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tocsin.core.errors import BadInput
+from tocsin.engines.resolve import PersonIndex, dedupe, synthetic_fr
+from tocsin.engines.resolve import normalise as rn
+
+SUGGEST_PROBABILITY = 0.9   # engine match probability from which a merge is suggested
+SEARCH_PROBABILITY = 0.5
+BACKGROUND = "bg:"
+_FIELDS = ("id", "given_name", "surname", "date_of_birth", "phone")
+
+
+@lru_cache(maxsize=1)
+def _reference() -> tuple[Any, tuple[dict[str, str], ...]]:
+    """(model fitted by the engine, background records), from a fixed seed."""
+    data = synthetic_fr.generate(3000, seed=2026)
+    recs = [{k: v for k, v in r.items() if k in _FIELDS} for r in data.records]
+    model = dedupe(recs).summary.model
+    return model, tuple({**r, "id": BACKGROUND + r["id"]} for r in recs)
+
+
+def _bad(err: ValueError) -> BadInput:
+    field = getattr(err, "field", None) or "value"
+    reason = getattr(err, "reason", str(err))
+    return BadInput(f"{field}: {reason}", code=f"safety.record.bad_{field}",
+                    details={"field": field, "reason": reason})
+
+
+def address_key(address: str) -> str | None:
+    try:
+        return rn.normalise_address(address).text or None
+    except ValueError as err:
+        raise _bad(err) from None
+
+
+def normalise(given: str, surname: str, birth_date: str | None, phone: str | None
+              ) -> dict[str, Any]:
+    """Check identity fields with the engine; the canonical forms, or ``BadInput``."""
+    try:
+        g = rn.parse_given_names(given)
+        sn = rn.parse_surname(surname)
+        birth = rn.parse_date(birth_date) if birth_date else None
+        tel = rn.normalise_phone(phone) if phone else None
+    except ValueError as err:
+        raise _bad(err) from None
+    return {"given": g.text, "surname": sn.text, "birth_date": birth.iso() if birth else None,
+            "phone": tel, "flags": sorted(set(g.flags) | set(sn.flags))}
+
+
+def fingerprint(source: str, source_ref: str | None, norm: dict[str, Any]) -> str:
+    """Same source and reference, or the same source saying the very same thing:
+    a duplicate submission."""
+    if source_ref:
+        basis = f"ref|{source}|{source_ref.strip().lower()}"
+    else:
+        basis = "|".join(["val", source, norm["given"], norm["surname"],
+                          norm["birth_date"] or "", norm["phone"] or ""])
+    return hashlib.sha256(basis.encode()).hexdigest()
+
+
+def engine_record(rec_id: Any, given: str, surname: str, birth_date: str | None,
+                  phone: str | None) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": str(rec_id), "given_name": given, "surname": surname}
+    if birth_date:
+        out["date_of_birth"] = birth_date
+    if phone:
+        out["phone"] = phone
+    return out
+
+
+def explanation(exp: Any) -> list[dict[str, Any]]:
+    """The engine's explanation as JSON: per field, the level reached and its weight."""
+    rows = [{"field": "(prior)", "level": "", "weight": round(exp.prior_weight, 2)}]
+    for c in exp.contributions:
+        if c.level == "missing":
+            continue
+        rows.append({"field": c.field, "level": c.level, "weight": round(c.total, 2),
+                     "values": [str(c.value_a), str(c.value_b)]})
+    rows.append({"field": "(total)", "level": f"probability {exp.probability:.4f}",
+                 "weight": round(exp.match_weight, 2)})
+    return rows
+
+
+class PersonDirectory:
+    """The engine's ``PersonIndex`` over all identity records, caught up on demand."""
+
+    def __init__(self) -> None:
+        self._index: PersonIndex | None = None
+        self._last_id = 0
+        self._lock = threading.Lock()
+
+    def _catch_up(self, s: Session) -> None:
+        from tocsin.safety.models import SafetyIdentityRecord as R
+
+        rows = s.execute(select(R.id, R.given_names, R.surname, R.birth_date, R.phone)
+                         .where(R.id > self._last_id).order_by(R.id)).all()
+        if not rows and self._index is not None:
+            return
+        batch = [engine_record(*r) for r in rows]
+        if self._index is None:
+            model, background = _reference()
+            self._index = PersonIndex(list(background) + batch, model=model)
+        else:
+            self._index.add(batch)
+        if rows:
+            self._last_id = rows[-1][0]
+
+    def lookup(self, s: Session, query: dict[str, Any], *, top_k: int = 20,
+               min_probability: float = SEARCH_PROBABILITY) -> list[tuple[int, float, list]]:
+        """``(record id, probability, explanation)`` of the best matching records."""
+        with self._lock:
+            self._catch_up(s)
+            if self._index is None:
+                return []
+            q = {k: v for k, v in query.items() if k != "id"}
+            hits = self._index.lookup(q, top_k=top_k + 10, min_score=min_probability)
+            hits = [h for h in hits if not h.id.startswith(BACKGROUND)][:top_k]
+            return [(int(h.id), h.score, explanation(self._index.explain(q, h))) for h in hits]
