@@ -68,7 +68,8 @@ def matrix_error(exc: TocsinError) -> JSONResponse:
         if exc.code in ("session_revoked", "account_disabled"):
             # A lost or revoked device wipes what it kept, on its next contact.
             headers["Clear-Site-Data"] = '"cache", "storage"'
-    return JSONResponse(body, status_code=exc.status, headers=headers)
+    status = 403 if errcode == "M_FORBIDDEN" else exc.status  # Matrix: wrong password is 403
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 class MatrixRoute(APIRoute):

@@ -401,8 +401,8 @@ class MessagingService:
              ban: bool = False) -> None:
         with self.db.session() as s:
             room = self.get_room(s, room_id)
-            self.require_member(s, room, principal)
             if not self._can_moderate(s, room, principal):
+                self.require_member(s, room, principal)
                 raise Forbidden("only the creator or an administrator of the unit may remove "
                                 "members", code="messaging.not_moderator")
             target = s.get(User, user_id)
@@ -685,13 +685,17 @@ class MessagingService:
         return s.scalar(select(func.max(Event.stream))) or 0
 
     def get_event(self, principal: Principal, room_id: str, event_id: str) -> dict:
-        with self.db.read() as s:
+        with self.db.session() as s:
             room = self.get_room(s, room_id)
             self.require_member(s, room, principal)
             ev = s.scalar(select(Event).where(Event.event_id == event_id,
                                               Event.room_id == room.id))
             if ev is None:
                 raise NotFound("no such event", code="messaging.event_not_found")
+            emit(s, DomainEvent(type="messaging.history.read", actor_id=principal.user_id,
+                                unit_id=room.unit_id, record_kind="conversation",
+                                record_id=room.id, audience=[],
+                                payload={"room_id": room.id, "events": 1}))
             return self.client_event(ev)
 
     def search(self, principal: Principal, term: str, limit: int = 50) -> list[dict]:
