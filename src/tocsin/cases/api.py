@@ -12,8 +12,17 @@ from starlette.concurrency import run_in_threadpool
 
 from tocsin.cases import files
 from tocsin.cases.schemas import (
-    AccessRequestIn, CaseIn, CasePatch, DecisionIn, EntityIn, EntityPatch, InvestigatorIn,
-    LinkIn, MoveIn, SearchIn, WatchIn,
+    AccessRequestIn,
+    CaseIn,
+    CasePatch,
+    DecisionIn,
+    EntityIn,
+    EntityPatch,
+    InvestigatorIn,
+    LinkIn,
+    MoveIn,
+    SearchIn,
+    WatchIn,
 )
 from tocsin.cases.search import Criteria
 from tocsin.cases.service import get_service

@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from tocsin.cases.models import Case
 from tocsin.cases.service import get_service
+from tocsin.core.errors import NotFound
 from tocsin.core.runtime import Runtime
 
 SHARED_PHONE = "06 12 34 56 78"
@@ -24,7 +25,7 @@ def populate_demo(runtime: Runtime, rng: random.Random,
     try:
         inv1 = runtime.identity.principal_for("investigator1")
         inv2 = runtime.identity.principal_for("investigator2")
-    except Exception:
+    except NotFound:
         progress("demo cases skipped: the demo investigators are missing")
         return
     # Region 1: a burglary ring.

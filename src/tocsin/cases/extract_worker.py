@@ -31,7 +31,7 @@ def main() -> int:
             total += len(text)
     except MemoryError:
         return 4
-    except Exception:
+    except Exception:  # noqa: BLE001 - any parser failure means "damaged"
         return 2
     sys.stdout.write("\n".join(out)[:max_text])
     return 0

@@ -13,9 +13,11 @@ import re
 import unicodedata
 
 try:  # the entity resolution engine (field safety issue)
-    from tocsin.engines import resolve as _engine  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover - depends on the tree
-    _engine = None
+    from tocsin.engines.resolve import normalise as _norm  # type: ignore[import-not-found]
+    from tocsin.engines.resolve import phonetic as _phon  # type: ignore[import-not-found]
+except ImportError:  # pragma: no cover - until the engine is in the tree
+    _norm = _phon = None
+_engine = None  # person scorer of the engine, see matching.py
 
 _NON_ALNUM = re.compile(r"[^0-9A-Za-z]+")
 _WORD = re.compile(r"[0-9a-z]+")
@@ -43,8 +45,11 @@ def words(text: str, limit: int | None = None) -> list[str]:
 
 def phone(raw: str, default_region: str = "FR") -> str | None:
     """E.164 form of a phone number typed in any usual format, or None."""
-    if _engine is not None and hasattr(_engine, "normalize_phone"):
-        return _engine.normalize_phone(raw, default_region)
+    if _norm is not None:
+        try:
+            return _norm.normalise_phone(raw, default_region)
+        except ValueError:  # NormalisationError
+            return None
     # Adapter until the engine lands: international prefixes and French national numbers.
     s = raw.strip()
     plus = s.startswith("+")
@@ -69,8 +74,8 @@ def phone(raw: str, default_region: str = "FR") -> str | None:
 
 def phonetic(word: str) -> str:
     """Phonetic key of one name word (French rules in the engine)."""
-    if _engine is not None and hasattr(_engine, "phonetic_key"):
-        return _engine.phonetic_key(word)
+    if _phon is not None:
+        return _phon.fonem(word)[:32]
     import jellyfish  # adapter until the engine lands
 
     w = fold(word)
@@ -85,8 +90,6 @@ def name_words(name: str) -> list[str]:
 def parse_date(raw: str | None) -> dt.date | None:
     if not raw:
         return None
-    if _engine is not None and hasattr(_engine, "parse_date"):
-        return _engine.parse_date(raw)
     s = raw.strip()
     for fmt in ("%Y-%m-%d", "%d/%m/%Y", "%d.%m.%Y", "%d-%m-%Y"):
         try:

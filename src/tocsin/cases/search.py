@@ -72,8 +72,6 @@ def _word_conditions(q: str) -> list[ColumnElement[bool]]:
     tokens = _TOKEN.findall(N.fold(q))
     conds = []
     for tok in tokens:
-        if not tok.strip("*?"):
-            continue
         if "*" in tok or "?" in tok:
             head = re.split(r"[*?]", tok, maxsplit=1)[0]
             if len(head) < 2:

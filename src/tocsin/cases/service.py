@@ -25,7 +25,15 @@ from tocsin.cases import files, graph, hits
 from tocsin.cases import search as search_mod
 from tocsin.cases.keys import LINK_TYPES, clean_properties, entity_keys, label_of, text_keys
 from tocsin.cases.models import (
-    AccessRequest, Attachment, Case, CaseInvestigator, CaseKey, Entity, Hit, Link, Watch,
+    AccessRequest,
+    Attachment,
+    Case,
+    CaseInvestigator,
+    CaseKey,
+    Entity,
+    Hit,
+    Link,
+    Watch,
     WatchAlert,
 )
 from tocsin.core import access

@@ -169,6 +169,7 @@ class MediaService:
             raise TooLarge(f"chunk over {CHUNK_MAX} bytes", code="media.chunk_too_large")
         if not data:
             raise BadInput("empty chunk", code="media.empty")
+        key = self.key_for(self._scope_of(self.upload_status(principal, upload_id)))
         with self.rt.db.session() as s:
             up = self._upload(s, principal, upload_id)
             if up.media_id:
@@ -180,7 +181,6 @@ class MediaService:
                                details={"received": up.received})
             if up.received + len(data) > up.size:
                 raise TooLarge("more bytes than declared", code="media.too_large")
-            key = self.key_for(self._scope_of(up))
             part = self.parts / up.id
             record = crypto.seal(key, data, struct.pack(">Q", offset))
             with open(part, "ab") as fh:
