@@ -227,8 +227,10 @@ def _places_near(s: Session, lat: float, lon: float, radius_m: float, limit: int
                  ) -> list[tuple[SafetyPlace, float]]:
     ranges = geo.cell_ranges(lat, lon, radius_m)
     cond = or_(*[SafetyPlace.cell.between(a, b) for a, b in ranges])
+    south, north, west, east = geo.bbox(lat, lon, radius_m)
     out = []
-    for p in s.scalars(select(SafetyPlace).where(cond)):
+    for p in s.scalars(select(SafetyPlace).where(cond, SafetyPlace.lat.between(south, north),
+                                                 SafetyPlace.lon.between(west, east))):
         d = geo.distance_m(lat, lon, p.lat, p.lon)
         if d <= radius_m:
             out.append((p, d))
@@ -765,14 +767,14 @@ def briefing_for(runtime: Runtime, principal: Principal, lat: float, lon: float,
                                            SafetyOperation.id.desc())
                                  .limit(BRIEFING_OPERATIONS)))
 
-        # --- persons: expected ones, and those linked to the visible operations here
+        # --- persons: expected ones, and those linked to operations here. Links of
+        # operations the reader may not see still carry their force-wide warnings
+        # (a dangerous dog), but never the person's identity unless it is readable.
         roles_by_op: dict[int, list[tuple[int, str]]] = {}
         linked: dict[int, set[str]] = {}
         if place_ids:
             recent_visible = (select(SafetyOperation.id).where(
-                SafetyOperation.place_id.in_(place_ids),
-                access.readable_units_clause(principal, "field_operation",
-                                             SafetyOperation.unit_id, SafetyOperation.id))
+                SafetyOperation.place_id.in_(place_ids))
                 .order_by(SafetyOperation.started_at.desc()).limit(200)).subquery()
             for op_id, pid, role in s.execute(
                     select(SafetyOperationPerson.operation_id, SafetyOperationPerson.person_id,
