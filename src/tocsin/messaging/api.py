@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from fastapi import APIRouter, Query, Request, WebSocket
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
 from sqlalchemy import or_, select
 
 from tocsin.core.access import Principal
@@ -215,6 +215,17 @@ async def live(ws: WebSocket) -> None:
 
 
 router = APIRouter()
+
+
+@router.get("/messenger-sw.js", include_in_schema=False)
+def service_worker() -> FileResponse:
+    """The service worker, served from the root so its scope covers /messenger."""
+    from tocsin.web.pages import HERE
+
+    return FileResponse(HERE / "static" / "messenger" / "sw.js", media_type="text/javascript",
+                        headers={"Cache-Control": "no-cache", "Service-Worker-Allowed": "/"})
+
+
 router.include_router(api)
 router.include_router(matrix.router)
 

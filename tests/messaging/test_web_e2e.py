@@ -1,0 +1,64 @@
+"""The messenger in real browsers: two users exchange a photo with its thumbnail, a
+broadcast alert is received and acknowledged, a revoked device is cut off and wiped."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.browser import browser, log_in  # noqa: F401  (fixture)
+from tests.conftest import PASSWORD
+from tests.messaging.helpers import jpeg
+
+pytestmark = pytest.mark.e2e
+
+
+def _open_messenger(b, url: str, user: str):
+    ctx = b.new_context()
+    page = ctx.new_page()
+    log_in(page, url, user, PASSWORD)
+    page.goto(url + "/messenger")
+    page.wait_for_selector("#live-status.live")
+    return page
+
+
+def test_two_users_photo_alert_and_revoked_device(browser, node, tmp_path):  # noqa: F811
+    alice = _open_messenger(browser, node.url, "patrol1")
+    bob = _open_messenger(browser, node.url, "patrol2")
+    # alice starts a direct conversation with bob from the directory
+    alice.fill("#dm-user", "patrol2")
+    alice.click("#dm-hits button")
+    alice.wait_for_selector("#composer:not([hidden])")
+    alice.fill("#text", "Photo from the scene follows")
+    alice.click("#send")
+    photo = tmp_path / "scene.jpg"
+    photo.write_bytes(jpeg((640, 480)))
+    alice.set_input_files("#file", str(photo))
+    alice.click("#send")
+    bob.wait_for_selector("#rooms li[data-room]")
+    bob.click("#rooms li[data-room]")
+    bob.wait_for_selector("#timeline li:has-text('Photo from the scene follows')")
+    img = bob.wait_for_selector("#timeline img.thumb[src^='blob:']")
+    bob.wait_for_function("el => el.naturalWidth > 0", arg=img)
+    assert bob.evaluate("el => el.naturalWidth", img) <= 320  # the thumbnail, not the photo
+    # a commander sends a missing-person alert to the region; bob receives and acknowledges
+    cmd = _open_messenger(browser, node.url, "commander1")
+    cmd.click("#alert-compose summary")
+    cmd.fill("#alert-title", "Missing: Aino, 8")
+    cmd.fill("#alert-desc", "Red coat, blue backpack")
+    cmd.fill("#alert-units", "R1")
+    cmd.click("#alert-send")
+    card = bob.wait_for_selector("#alerts .alert-card:has-text('Missing: Aino, 8')")
+    card.query_selector("button.ack").click()
+    bob.wait_for_selector("#alerts .alert-card .badge:has-text('acknowledged')")
+    cmd.reload()
+    cmd.wait_for_selector("#alerts .ack-summary:has-text('acknowledged by 1 of 7')")
+    # bob's phone is lost: he logs it out from his desk; the phone is cut off and wiped
+    desk = _open_messenger(browser, node.url, "patrol2")
+    desk.click("#devices-panel summary")
+    desk.wait_for_selector("#devices button.revoke")
+    assert bob.evaluate("localStorage.getItem('tocsin.msg.cache')") is not None
+    for button in desk.query_selector_all("#devices button.revoke"):
+        button.click()
+    bob.wait_for_url("**/?revoked=1", timeout=15000)
+    assert bob.evaluate("localStorage.getItem('tocsin.msg.cache')") is None
+    assert bob.evaluate("localStorage.getItem('tocsin.auth')") is None
