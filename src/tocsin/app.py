@@ -20,13 +20,16 @@ ROUTER_MODULES = [
     "tocsin.safety.api",
     "tocsin.messaging.api",
     "tocsin.cases.api",
+    "tocsin.operations.api",
 ]
 # Path prefixes that accept bodies larger than the default limit (uploads).
 BODY_LIMIT_OVERRIDES: dict[str, int] = {}
+BODY_LIMIT_OVERRIDES["/api/v1/operations/photos/"] = 11 * 1024 * 1024  # field report photos
 BODY_LIMIT_OVERRIDES.update(dict.fromkeys(["/_matrix/media/", "/api/v1/messaging/uploads"], 1 << 31))
 BODY_LIMIT_OVERRIDES["/api/v1/cases-upload/"] = 21 * 1024 * 1024  # case attachments
 # Modules with ``on_startup(runtime)``, e.g. to subscribe listeners to the bus.
 STARTUP_HOOKS: list[str] = []
+STARTUP_HOOKS.append("tocsin.operations.startup")
 STARTUP_HOOKS.append("tocsin.messaging.hub")
 
 

@@ -26,6 +26,7 @@ MODEL_MODULES = [
     "tocsin.safety.models",
     "tocsin.cases.models",
     "tocsin.messaging.models",
+    "tocsin.operations.models",
 ]
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
