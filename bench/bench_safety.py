@@ -1,0 +1,148 @@
+"""Field-safety benchmark: a briefing for an address with millions of operations stored.
+
+Generates places, persons and operations with the project's own bulk generator
+(``tocsin.safety.demo.generate``, the tables and grid cells the service writes)
+into a fresh database, then times ``tocsin.safety.service.briefing_for`` (the
+whole thing: access filters, counts, flags, persons, and the recorded read) at
+random existing addresses, radius 50 m and 250 m.
+
+The peer, on the same data and machine: the places-in-radius step done the
+usual way without a spatial index (a latitude/longitude bounding-box scan), next
+to ours (grid cells on an indexed integer column).
+
+    .venv/bin/python bench/bench_safety.py [--operations 10000000] [--queries 300]
+        [--database-url postgresql://...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+
+from sqlalchemy import func, select, text
+
+from tocsin.core import migrate
+from tocsin.core.config import Settings
+from tocsin.core.runtime import Runtime
+from tocsin.safety import geo, service
+from tocsin.safety.demo import HELSINKI, generate
+from tocsin.safety.models import SafetyOperation, SafetyPlace
+
+
+def pct(xs: list[float], p: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(len(xs) * p))] * 1000
+
+
+def setup(rt: Runtime) -> tuple[list[int], str]:
+    ident = rt.identity
+    units = [("NAT", "Nation", "nation", None), ("R1", "Region", "region", "NAT"),
+             ("D11", "Helsinki", "department", "R1")]
+    units += [(f"B{i}", f"Brigade {i}", "brigade", "D11") for i in range(1, 9)]
+    with rt.db.session() as s:
+        for code, name, kind, parent in units:
+            ident.create_unit(s, code=code, name=name, kind=kind, parent_code=parent)
+    ident.create_user(username="bench.dispatcher", display_name="Bench", unit_code="D11",
+                      roles=["dispatcher"], password="bench password 123")
+    ident.create_user(username="bench.patrol", display_name="Bench P", unit_code="B1",
+                      roles=["patrol_officer"], password="bench password 123")
+    from tocsin.core.identity.models import Unit
+
+    with rt.db.read() as s:
+        ids = list(s.scalars(select(Unit.id).where(Unit.code.like("B%"))))
+    return ids, "bench.dispatcher"
+
+
+def peer_places(rt: Runtime, lat: float, lon: float, radius: float) -> int:
+    south, north, west, east = geo.bbox(lat, lon, radius)
+    with rt.db.read() as s:
+        rows = s.execute(select(SafetyPlace.id, SafetyPlace.lat, SafetyPlace.lon).where(
+            SafetyPlace.lat.between(south, north), SafetyPlace.lon.between(west, east))).all()
+    return sum(geo.distance_m(lat, lon, a, b) <= radius for _, a, b in rows)
+
+
+def ours_places(rt: Runtime, lat: float, lon: float, radius: float) -> int:
+    with rt.db.read() as s:
+        return len(service._places_near(s, lat, lon, radius, 10_000))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--operations", type=int, default=10_000_000)
+    ap.add_argument("--places", type=int, default=0, help="default: operations / 50")
+    ap.add_argument("--persons", type=int, default=0, help="default: operations / 50")
+    ap.add_argument("--queries", type=int, default=300)
+    ap.add_argument("--database-url", default=None)
+    ap.add_argument("--data-dir", default=None)
+    args = ap.parse_args()
+    places = args.places or max(1000, args.operations // 50)
+    persons = args.persons or max(1000, args.operations // 50)
+    data_dir = Path(args.data_dir or tempfile.mkdtemp(prefix="tocsin-bench-safety-"))
+    rt = Runtime(Settings(data_dir=data_dir, database_url=args.database_url))
+    migrate.upgrade(rt.db.engine)
+    print(f"database: {rt.db.engine.dialect.name} ({rt.db.url.split('@')[-1]})")
+    unit_ids, username = setup(rt)
+    rng = random.Random(6)
+    t0 = time.perf_counter()
+    generate(rt, places=places, operations=args.operations, persons=persons,
+             unit_ids=unit_ids, rng=rng, box=HELSINKI,
+             progress=lambda m: print(f"{time.perf_counter() - t0:7.0f}s {m}", flush=True))
+    gen_s = time.perf_counter() - t0
+    with rt.db.session() as s:
+        s.execute(text("ANALYZE"))
+    with rt.db.read() as s:
+        n_ops = s.scalar(select(func.count()).select_from(SafetyOperation))
+        sample = s.execute(select(SafetyPlace.lat, SafetyPlace.lon).where(
+            SafetyPlace.id.in_([rng.randint(1, places) for _ in range(args.queries)]))).all()
+    print(f"generated {n_ops:,} operations, {places:,} places, {persons:,} persons "
+          f"in {gen_s:.0f} s ({n_ops / gen_s:,.0f} operations/s)")
+    dispatcher = rt.identity.principal_for(username)
+    patrol = rt.identity.principal_for("bench.patrol")
+    rows = []
+    for label, principal, radius in (("briefing, dispatcher (sees all), 50 m", dispatcher, 50),
+                                     ("briefing, patrol (1 brigade of 8), 50 m", patrol, 50),
+                                     ("briefing, dispatcher, 250 m", dispatcher, 250)):
+        service.briefing_for(rt, principal, sample[0][0], sample[0][1], radius_m=radius)
+        times, n_ops_seen = [], []
+        for lat, lon in sample:
+            t = time.perf_counter()
+            b = service.briefing_for(rt, principal, lat, lon, radius_m=radius)
+            times.append(time.perf_counter() - t)
+            n_ops_seen.append(b["operations_stats"]["total"] + b["withheld"]["operations"])
+        rows.append((label, statistics.median(times) * 1000, pct(times, 0.99),
+                     statistics.mean(n_ops_seen)))
+    print()
+    print(f"{'briefing_for (whole service call, read recorded)':<48}{'p50 ms':>9}{'p99 ms':>9}"
+          f"{'ops in radius':>15}")
+    for label, p50, p99, seen in rows:
+        print(f"{label:<48}{p50:>9.2f}{p99:>9.2f}{seen:>15.1f}")
+    print()
+    print(f"{'places within 50 m (step alone)':<48}{'p50 ms':>9}{'p99 ms':>9}{'ratio':>15}")
+    res = {}
+    for name, fn in (("grid cells, indexed (ours)", ours_places),
+                     ("lat/lon box scan, no spatial index (peer)", peer_places)):
+        times = []
+        for lat, lon in sample[:100]:
+            t = time.perf_counter()
+            fn(rt, lat, lon, 50)
+            times.append(time.perf_counter() - t)
+        res[name] = (statistics.median(times) * 1000, pct(times, 0.99))
+    base = res["grid cells, indexed (ours)"][0]
+    for name, (p50, p99) in res.items():
+        print(f"{name:<48}{p50:>9.2f}{p99:>9.2f}{p50 / base:>14.1f}x")
+    assert all(ours_places(rt, a, b, 50) == peer_places(rt, a, b, 50) for a, b in sample[:50])
+    print("(both find the same places on 50 sampled queries)")
+    print(f"data dir: {data_dir}")
+    rt.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+"""The field-safety page in a real browser: a briefing from a point, the review queue."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from tests.browser import browser, log_in  # noqa: F401  (fixture)
+from tests.conftest import PASSWORD
+from tests.servers import Node
+from tocsin.safety import service
+from tocsin.safety.schemas import FlagIn
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def node(force, settings, database_url):
+    n = Node(settings.data_dir, database_url)
+    yield n
+    n.stop()
+
+
+def test_briefing_and_review_queue_in_the_browser(browser, force, node):  # noqa: F811
+    rt = force.runtime
+    service.create_flag(rt, force.principal("patrol1"), FlagIn(
+        category="fortified_door", reason="<b>steel</b> door, two bolts", source="patrol",
+        expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(days=100),
+        place={"lat": 60.17, "lon": 24.94, "address": "Bulevardi 1"}))
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    log_in(page, node.url, "commander1", PASSWORD)
+    page.goto(node.url + "/safety")
+    page.wait_for_selector("#review .flag")
+    assert "awaiting review" in page.inner_text("#review")
+    page.fill("#lat", "60.17")
+    page.fill("#lon", "24.9401")
+    page.click("#briefing-button")
+    page.wait_for_selector("#briefing-flags .flag")
+    text = page.inner_text("#briefing-flags")
+    assert "Fortified door" in text and "<b>steel</b> door" in text  # shown as text, not HTML
+    assert page.locator("#briefing-flags b").count() == 0
+    page.click("#review .flag button:has-text('Confirm')")
+    page.wait_for_selector("#review p.muted")  # nothing left to review
+    assert errors == []
+    page.close()
