@@ -20,6 +20,7 @@ ROUTER_MODULES = [
     "tocsin.safety.api",
     "tocsin.messaging.api",
     "tocsin.cases.api",
+    "tocsin.dispatch.api",
     "tocsin.operations.api",
 ]
 # Path prefixes that accept bodies larger than the default limit (uploads).

@@ -25,6 +25,7 @@ MODEL_MODULES = [
     "tocsin.core.identity.models",
     "tocsin.safety.models",
     "tocsin.cases.models",
+    "tocsin.dispatch.models",
     "tocsin.messaging.models",
     "tocsin.operations.models",
 ]

@@ -1,0 +1,1 @@
+"""Emergency calls on a map: calls, incidents, units, recommendation, dispatch."""
