@@ -14,9 +14,10 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import re
+from collections import Counter
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, intersect, or_, select
+from sqlalchemy import ColumnElement, and_, intersect, or_, select
 from sqlalchemy.orm import Session
 
 from tocsin.cases import normalize as N
@@ -142,6 +143,8 @@ def readable(principal: Principal) -> ColumnElement[bool]:
 
 
 def run(s: Session, principal: Principal, c: Criteria) -> dict[str, Any]:
+    """Matches readable by ``principal`` (at most FACET_CAP + 1 of them, fetched once),
+    their total, facets and one page. Every row comes out of the access-filtered SQL."""
     conds = conditions(c)
     scope = readable(principal)
     branches = []
@@ -150,23 +153,28 @@ def run(s: Session, principal: Principal, c: Criteria) -> dict[str, Any]:
         if c.types:
             q = q.where(CaseKey.dtype.in_(c.types))
         branches.append(q)
-    matched = (intersect(*branches) if len(branches) > 1 else branches[0].distinct()).subquery()
-    base = select(matched.c.dtype, matched.c.doc_id, matched.c.case_id, Case.status,
-                  Case.unit_id, Case.classification).join(Case, Case.id == matched.c.case_id)
+    matched = intersect(*branches) if len(branches) > 1 else branches[0].distinct()
+    rows = s.execute(matched.limit(FACET_CAP + 1)).all()
+    info: dict[int, tuple[str, int, str]] = {}
+    case_ids = sorted({r[2] for r in rows})
+    for i in range(0, len(case_ids), 5000):
+        for cid, status, unit_id, classification in s.execute(
+                select(Case.id, Case.status, Case.unit_id, Case.classification)
+                .where(Case.id.in_(case_ids[i:i + 5000]))):
+            info[cid] = (status, unit_id, classification)
     if c.status:
-        base = base.where(Case.status.in_(c.status))
-    capped = base.limit(FACET_CAP + 1).subquery()
-    total = s.scalar(select(func.count()).select_from(capped)) or 0
-    facets: dict[str, dict[str, int]] = {}
-    for name, col in (("type", capped.c.dtype), ("status", capped.c.status),
-                      ("classification", capped.c.classification), ("unit", capped.c.unit_id)):
-        rows = s.execute(select(col, func.count()).group_by(col)
-                         .order_by(func.count().desc()).limit(50)).all()
-        facets[name] = {str(k): v for k, v in rows}
-    page = s.execute(base.order_by(matched.c.case_id.desc(), matched.c.dtype, matched.c.doc_id)
-                     .limit(c.limit).offset(c.offset)).all()
+        rows = [r for r in rows if info[r[2]][0] in c.status]
+    total = len(rows)
+    counters: dict[str, Counter] = {n: Counter() for n in ("type", "status", "classification",
+                                                           "unit")}
+    for dtype, _doc, cid in rows:
+        status, unit_id, classification = info[cid]
+        counters["type"][dtype] += 1
+        counters["status"][status] += 1
+        counters["classification"][classification] += 1
+        counters["unit"][str(unit_id)] += 1
+    facets = {n: dict(cnt.most_common(50)) for n, cnt in counters.items()}
+    rows.sort(key=lambda r: (-r[2], r[0], r[1]))
+    page = rows[c.offset:c.offset + c.limit]
     return {"total": min(total, FACET_CAP), "total_capped": total > FACET_CAP,
             "facets": facets, "rows": [(r[0], r[1], r[2]) for r in page]}
-
-
-
