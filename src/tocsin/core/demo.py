@@ -25,6 +25,7 @@ from tocsin.core.runtime import Runtime
 DEMO_PASSWORD = "tocsin-demo-2026"
 # Modules with ``populate_demo(runtime, rng, progress)``; a domain module adds its own line.
 DEMO_MODULES: list[str] = []
+DEMO_MODULES.append("tocsin.operations.demo")
 DEMO_MODULES.append("tocsin.safety.demo")
 DEMO_MODULES.append("tocsin.messaging.api")
 DEMO_MODULES.append("tocsin.cases.demo")
