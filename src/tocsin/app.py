@@ -21,6 +21,7 @@ ROUTER_MODULES = [
     "tocsin.messaging.api",
     "tocsin.cases.api",
     "tocsin.dispatch.api",
+    "tocsin.geo.basemap_api",
     "tocsin.operations.api",
 ]
 # Path prefixes that accept bodies larger than the default limit (uploads).

@@ -41,6 +41,24 @@ def catalogue(principal: PrincipalDep, rt: RuntimeDep) -> dict:
     return _svc(rt).catalogue.to_dict()
 
 
+@router.get("/addresses")
+def addresses(principal: PrincipalDep, rt: RuntimeDep, q: str = Query(..., max_length=300),
+              autocomplete: bool = True, limit: int = Query(8, ge=1, le=30)) -> list[dict]:
+    """Address search with typo tolerance, for the call-taker's address box."""
+    return [c.to_dict() if hasattr(c, "to_dict") else dict(c)
+            for c in _svc(rt).geo.search(q, limit=limit, autocomplete=autocomplete)]
+
+
+@router.get("/reverse")
+def reverse(principal: PrincipalDep, rt: RuntimeDep, lat: float = Query(ge=-90, le=90),
+            lon: float = Query(ge=-180, le=180)) -> dict:
+    """The address at a point clicked on the map (refused off the map)."""
+    svc = _svc(rt)
+    svc.check_on_map(lat, lon)
+    res = svc.geo.reverse(lat, lon)
+    return res.to_dict() if hasattr(res, "to_dict") else dict(res)
+
+
 # Calls ------------------------------------------------------------------
 @router.post("/calls", status_code=201, response_model=sc.CallCreated)
 def create_call(body: sc.CallIn, principal: PrincipalDep, rt: RuntimeDep) -> sc.CallCreated:
