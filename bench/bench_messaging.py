@@ -26,7 +26,6 @@ import os
 import random
 import secrets
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -76,10 +75,10 @@ def tocsin_setup(data_dir: Path, n_users: int, channels: int, peer_members: int)
 
     from tocsin.core import migrate
     from tocsin.core.config import Settings
+    from tocsin.core.database import utcnow
     from tocsin.core.identity import passwords, tokens
     from tocsin.core.identity.models import DeviceSession, Unit, User
     from tocsin.core.runtime import Runtime
-    from tocsin.core.database import utcnow
     from tocsin.messaging.service import get_service
 
     rt = Runtime(Settings(data_dir=data_dir))
@@ -262,9 +261,13 @@ async def sync_compare(base: str, tokens: list[str], room: str, sender_token: st
         async def loop(i: int) -> None:
             token = since[i]
             while got[i] < messages:
-                r = await c.get("/_matrix/client/v3/sync",
-                                params={"since": token, "timeout": 30000},
-                                headers={"Authorization": f"Bearer {tokens[i]}"})
+                try:
+                    r = await c.get("/_matrix/client/v3/sync",
+                                    params={"since": token, "timeout": 30000},
+                                    headers={"Authorization": f"Bearer {tokens[i]}"})
+                except httpx.HTTPError:
+                    await asyncio.sleep(0.1)
+                    continue
                 now = time.time()
                 if r.status_code != 200:
                     await asyncio.sleep(0.1)
@@ -289,7 +292,7 @@ async def sync_compare(base: str, tokens: list[str], room: str, sender_token: st
         send_s = time.time() - start
         try:
             await asyncio.wait_for(asyncio.gather(*loops), 120)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             for t in loops:
                 t.cancel()
         total_s = time.time() - start
@@ -385,6 +388,22 @@ def main() -> None:
         proc = start_tocsin(tmp / "tocsin", port)
         try:
             p1 = asyncio.run(part1(port, setup, args.seconds, args.senders))
+            b, bc = p1["busy"], p1["broadcast"]
+            print()
+            print(f"Tocsin messenger, one app node (uvicorn, 1 process), SQLite, {os.cpu_count()} "
+                  f"cores shared with the load generator")
+            print("| scenario | value |\n|---|---|")
+            print(f"| websocket devices connected | {args.clients:,} ({p1['connect_s']:.1f} s) |")
+            print(f"| busy channels: {args.channels} x {args.clients // args.channels} members, "
+                  f"{args.senders} senders, {args.seconds:.0f} s | {b['msgs_per_s']:.0f} msg/s "
+                  f"sustained, {b['deliveries_per_s']:,.0f} deliveries/s |")
+            print(f"| busy channels: deliveries | {b['deliveries']:,} of {b['expected']:,} "
+                  f"expected, {b['errors']} send errors |")
+            print(f"| busy channels: delivery latency p50 / p99 | {b['p50_ms']:.0f} ms / "
+                  f"{b['p99_ms']:.0f} ms |")
+            print(f"| broadcast to all devices | {bc['received']:,} of {bc['of']:,} in "
+                  f"{bc['all_s']:.2f} s (p50 {bc['p50_ms']:.0f} ms, p99 {bc['p99_ms']:.0f} ms) "
+                  f"target 2 s |")
             print("  /sync comparison on Tocsin ...", flush=True)
             peer_tokens = setup["tokens"][1:args.peer_members]
             t_sync = asyncio.run(sync_compare(f"http://127.0.0.1:{port}", peer_tokens,
@@ -399,22 +418,6 @@ def main() -> None:
             work = tmp / "synapse"
             work.mkdir()
             s_sync = synapse_run(args.synapse_venv, work, args.peer_members, args.peer_messages)
-        b, bc = p1["busy"], p1["broadcast"]
-        print()
-        print(f"Tocsin messenger, one app node (uvicorn, 1 process), SQLite, {os.cpu_count()} "
-              f"cores shared with the load generator")
-        print(f"| scenario | value |\n|---|---|")
-        print(f"| websocket devices connected | {args.clients:,} ({p1['connect_s']:.1f} s) |")
-        print(f"| busy channels: {args.channels} x {args.clients // args.channels} members, "
-              f"{args.senders} senders, {args.seconds:.0f} s | {b['msgs_per_s']:.0f} msg/s "
-              f"sustained, {b['deliveries_per_s']:,.0f} deliveries/s |")
-        print(f"| busy channels: deliveries | {b['deliveries']:,} of {b['expected']:,} "
-              f"expected, {b['errors']} send errors |")
-        print(f"| busy channels: delivery latency p50 / p99 | {b['p50_ms']:.0f} ms / "
-              f"{b['p99_ms']:.0f} ms |")
-        print(f"| broadcast to all devices | {bc['received']:,} of {bc['of']:,} in "
-              f"{bc['all_s']:.2f} s (p50 {bc['p50_ms']:.0f} ms, p99 {bc['p99_ms']:.0f} ms) "
-              f"target 2 s |")
         print()
         print(f"Matrix /sync long-poll, {args.peer_members - 1} clients in one room, "
               f"{args.peer_messages} messages")

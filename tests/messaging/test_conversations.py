@@ -268,7 +268,7 @@ def test_retention_purges_old_messages_unless_on_legal_hold(client, force, runti
                     json={"days": 30, "legal_hold": True}, headers=admin)
     assert r.status_code == 200 and r.json()["legal_hold"] is True
     svc = get_service(runtime)
-    later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=31)
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=31)
     assert svc.purge_expired(later) == 0
     assert a.bodies(room) == ["old news"]
     client.post(f"/api/v1/messaging/rooms/{room}/retention",

@@ -14,7 +14,7 @@ from tests.messaging.helpers import jpeg
 nio = pytest.importorskip("nio")
 
 
-async def _client(url: str, user: str, device: str) -> "nio.AsyncClient":
+async def _client(url: str, user: str, device: str) -> nio.AsyncClient:
     c = nio.AsyncClient(url, f"@{user}:tocsin.local")
     r = await c.login(PASSWORD, device_name=device)
     assert isinstance(r, nio.LoginResponse), r

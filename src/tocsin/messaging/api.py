@@ -23,7 +23,15 @@ from tocsin.core.runtime import Runtime
 from tocsin.messaging import matrix
 from tocsin.messaging.hub import get_hub
 from tocsin.messaging.schemas import (
-    AlertIn, AlertOut, AlertStatusIn, RetentionIn, RoomIn, RoomOut, UploadIn, UploadOut, UserHit,
+    AlertIn,
+    AlertOut,
+    AlertStatusIn,
+    RetentionIn,
+    RoomIn,
+    RoomOut,
+    UploadIn,
+    UploadOut,
+    UserHit,
 )
 from tocsin.messaging.service import get_service
 from tocsin.messaging.storage import CHUNK_MAX, get_media

@@ -72,15 +72,16 @@ class Conn:
             self.close_code = CLOSE_SLOW
             self.closed.set()
 
-    def offer(self, item: Item) -> None:
+    def offer(self, item: Item) -> bool:
         if item.stream <= self.last_stream:
-            return  # already sent (catch-up overlap, or a duplicate notification)
+            return False  # already sent (catch-up overlap, or a duplicate notification)
         if self.catching_up:
             self.buffer.append(item)
-            return
+            return False
         self.last_stream = item.stream
         own = item.own_text is not None and item.session_id == self.principal.session_id
         self.put(item.own_text if own else item.text)
+        return True
 
 
 @dataclass(eq=False)
@@ -121,6 +122,16 @@ class Hub:
         if self.loop is None or self.loop.is_closed():
             self.loop = loop
             self.cursor = self.svc.positions()[0]
+            loop.create_task(self._flush_deliveries())
+
+    async def _flush_deliveries(self) -> None:
+        """Write the delivery state of websocket devices once a second, in one transaction."""
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                await asyncio.to_thread(self.svc.flush_deliveries)
+            except Exception:
+                log.exception("could not write delivery state")
 
     def on_bus(self, event: DomainEvent) -> None:
         if self.loop is None or self.loop.is_closed():
@@ -295,7 +306,8 @@ class Hub:
             for uid in info.members | item.extra:
                 targets.extend(self.by_user.get(uid, ()))
         for conn in targets:
-            conn.offer(item)
+            if conn.offer(item):
+                self.svc.note_delivered(conn.principal.user_id, item.room_id, item.stream)
         for w in list(self.waiters):
             if _wants(info, item.extra, w.principal):
                 w.event.set()
@@ -341,7 +353,7 @@ class Hub:
             since = first.get("since")
             if since is not None and (not isinstance(since, int) or since < 0):
                 raise TocsinError("since must be a stream position", code="messaging.bad_token")
-        except (TocsinError, asyncio.TimeoutError, ValueError, WebSocketDisconnect) as exc:
+        except (TimeoutError, TocsinError, ValueError, WebSocketDisconnect) as exc:
             code = getattr(exc, "code", "token_missing")
             with contextlib.suppress(Exception):
                 await ws.send_json({"type": "error", "code": code})

@@ -23,17 +23,21 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.routing import APIRoute
-from sqlalchemy import select
 
 from tocsin.core.access import Principal
 from tocsin.core.errors import (
-    BadInput, Forbidden, NotFound, TocsinError, TooLarge, TooManyRequests, Unauthorized,
+    BadInput,
+    Forbidden,
+    NotFound,
+    TocsinError,
+    TooManyRequests,
+    Unauthorized,
 )
 from tocsin.core.identity import tokens
-from tocsin.core.identity.models import DeviceSession, User
+from tocsin.core.identity.models import DeviceSession
 from tocsin.core.runtime import Runtime
 from tocsin.messaging.hub import get_hub
-from tocsin.messaging.models import Event, Member, MatrixToken
+from tocsin.messaging.models import MatrixToken
 from tocsin.messaging.service import SyncToken, get_service
 from tocsin.messaging.storage import get_media
 
@@ -603,7 +607,7 @@ async def sync(request: Request, since: str | None = None, timeout: int = 0,
         if token is not None and not news and timeout:
             try:
                 await asyncio.wait_for(waiter.event.wait(), timeout / 1000)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 return resp
             await run_in_threadpool(authenticate_token, rt, request_token(request))
             resp, news = await run_in_threadpool(run)
@@ -681,4 +685,3 @@ def unrecognized(rest: str) -> JSONResponse:
                         status_code=404)
 
 
-_ = (Event, Member, User, select, TooLarge)

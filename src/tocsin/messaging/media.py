@@ -103,7 +103,7 @@ def _open_image(path: Path):
 
 def process_image(path: Path, content_type: str, keep_location: bool, workdir: Path
                   ) -> Processed:
-    from PIL import Image, ImageOps
+    from PIL import ImageOps
 
     if path.stat().st_size > IMAGE_MAX_BYTES:
         raise BadInput("image file too large", code="media.too_large")

@@ -23,21 +23,35 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, literal, or_, select, text, update
+from sqlalchemy import insert, delete, func, literal, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from tocsin.core import access
 from tocsin.core.access import Principal, Resource
 from tocsin.core.database import utcnow
 from tocsin.core.errors import (
-    BadInput, Conflict, Forbidden, NotFound, TooLarge, TooManyRequests,
+    BadInput,
+    Conflict,
+    Forbidden,
+    NotFound,
+    TooLarge,
+    TooManyRequests,
 )
 from tocsin.core.events import DomainEvent, EventRecord, emit
 from tocsin.core.identity.models import Role, Unit, User
 from tocsin.core.runtime import Runtime
 from tocsin.messaging.config import MessagingConfig
 from tocsin.messaging.models import (
-    Alert, AlertAck, Delivery, Event, Media, MediaRef, Member, ReceiptLog, Room, RoomAudience,
+    Alert,
+    AlertAck,
+    Delivery,
+    Event,
+    Media,
+    MediaRef,
+    Member,
+    ReceiptLog,
+    Room,
+    RoomAudience,
 )
 
 ALL_ROLES = [r.value for r in Role]
@@ -115,7 +129,10 @@ class MessagingService:
         self.limiter = RateLimiter(self.config.rate_per_second, self.config.rate_burst)
         self._users: dict[int, tuple[str, str]] = {}
         self._users_lock = threading.Lock()
-        self._media = None
+        self._first_stream: dict[str, int] = {}
+        self._deliveries: dict[tuple[str, int], int] = {}
+        self._delivery_lock = threading.Lock()
+        self._delivery_flushed = time.monotonic()
 
     # Identifiers -------------------------------------------------------
     def mxid(self, user_id: int) -> str:
@@ -742,7 +759,11 @@ class MessagingService:
             new_rooms = set()
             for rid in joined:
                 m = member_rows.get(rid)
-                first = s.scalar(select(func.min(Event.stream)).where(Event.room_id == rid))
+                first = self._first_stream.get(rid)
+                if first is None:  # a room's first position never changes: cached
+                    first = s.scalar(select(func.min(Event.stream)).where(Event.room_id == rid))
+                    if first is not None:
+                        self._first_stream[rid] = first
                 if since is None or full_state or (m is not None and m.stream > base) or \
                         (first or 0) > base:
                     new_rooms.add(rid)
@@ -849,13 +870,48 @@ class MessagingService:
                  for e in rows[:limit]], overflow)
 
     def mark_delivered(self, user_id: int, rooms: dict[str, int]) -> None:
-        with self.db.session() as s:
+        """Note that a user's device received a room up to ``stream``. Kept in memory and
+        written in batches (``flush_deliveries``): one transaction per second, not one
+        per delivery."""
+        with self._delivery_lock:
             for rid, stream in rooms.items():
-                row = s.get(Delivery, (rid, user_id))
-                if row is None:
-                    s.add(Delivery(room_id=rid, user_id=user_id, stream=stream))
-                elif row.stream < stream:
-                    row.stream = stream
+                key = (rid, user_id)
+                if self._deliveries.get(key, 0) < stream:
+                    self._deliveries[key] = stream
+            due = time.monotonic() - self._delivery_flushed > 1.0
+        if due:
+            self.flush_deliveries()
+
+    def note_delivered(self, user_id: int, room_id: str, stream: int) -> None:
+        """Like ``mark_delivered`` but never writes (safe on the event loop)."""
+        key = (room_id, user_id)
+        with self._delivery_lock:
+            if self._deliveries.get(key, 0) < stream:
+                self._deliveries[key] = stream
+
+    def flush_deliveries(self) -> None:
+        with self._delivery_lock:
+            pending, self._deliveries = self._deliveries, {}
+            self._delivery_flushed = time.monotonic()
+        if not pending:
+            return
+        with self.db.session() as s:
+            existing = {}
+            rooms = {r for r, _ in pending}
+            for rid, uid, stream in s.execute(select(Delivery.room_id, Delivery.user_id,
+                                                     Delivery.stream)
+                                              .where(Delivery.room_id.in_(rooms))):
+                existing[(rid, uid)] = stream
+            new = []
+            for (rid, uid), stream in pending.items():
+                if (rid, uid) not in existing:
+                    new.append({"room_id": rid, "user_id": uid, "stream": stream})
+                elif existing[(rid, uid)] < stream:
+                    s.execute(update(Delivery).where(Delivery.room_id == rid,
+                                                     Delivery.user_id == uid)
+                              .values(stream=stream))
+            if new:
+                s.execute(insert(Delivery), new)
 
     # Receipts and typing -----------------------------------------------
     def receipt(self, principal: Principal, room_id: str, event_id: str,
@@ -887,12 +943,8 @@ class MessagingService:
                                 payload={"room_id": room.id, "event_id": ev.event_id,
                                          "seq": log.seq, "receipt_type": receipt_type,
                                          "user_id": principal.user_id, "ts": log.ts}))
-            # Reading implies the message reached this user.
-            d = s.get(Delivery, (room.id, principal.user_id))
-            if d is None:
-                s.add(Delivery(room_id=room.id, user_id=principal.user_id, stream=ev.stream))
-            elif d.stream < ev.stream:
-                d.stream = ev.stream
+        # Reading implies the message reached this user.
+        self.mark_delivered(principal.user_id, {room.id: ev.stream})
 
     def typing(self, principal: Principal, room_id: str, typing: bool, timeout_ms: int) -> None:
         """Ephemeral: published on the bus to every node, not stored."""
@@ -906,6 +958,7 @@ class MessagingService:
 
     def delivery_state(self, principal: Principal, room_id: str, event_id: str) -> dict:
         """Per recipient: delivered / read, for one message (sender or moderator)."""
+        self.flush_deliveries()
         with self.db.read() as s:
             room = self.get_room(s, room_id)
             self.require_member(s, room, principal)
