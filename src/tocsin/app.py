@@ -33,6 +33,7 @@ BODY_LIMIT_OVERRIDES["/api/v1/cases-upload/"] = 21 * 1024 * 1024  # case attachm
 STARTUP_HOOKS: list[str] = []
 STARTUP_HOOKS.append("tocsin.operations.startup")
 STARTUP_HOOKS.append("tocsin.messaging.hub")
+STARTUP_HOOKS.append("tocsin.dispatch.demo")
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:

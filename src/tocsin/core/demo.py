@@ -29,6 +29,7 @@ DEMO_MODULES.append("tocsin.operations.demo")
 DEMO_MODULES.append("tocsin.safety.demo")
 DEMO_MODULES.append("tocsin.messaging.api")
 DEMO_MODULES.append("tocsin.cases.demo")
+DEMO_MODULES.append("tocsin.dispatch.demo")
 
 REGIONS = ["Uusimaa", "Nord", "Bretagne", "Alpes", "Provence", "Aquitaine", "Lorraine",
            "Normandie", "Auvergne", "Occitanie", "Centre", "Champagne", "Corse"]
