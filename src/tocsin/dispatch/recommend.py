@@ -9,14 +9,14 @@ comes with its reasons: time, distance, capabilities, what it fills.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
 from tocsin.dispatch.catalogue import UNIT_KINDS
 
 
-@dataclass(frozen=True)
-class UnitRow:
+class UnitRow(NamedTuple):
     id: int
     call_sign: str
     kind: str

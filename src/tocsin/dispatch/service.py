@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import logging
 import math
 import threading
@@ -842,14 +843,28 @@ class DispatchService:
 
     # ------------------------------------------------------ recommendation
     def candidate_units(self, principal: Principal) -> list[UnitRow]:
+        """Available units the principal may see. Capabilities come back as raw JSON
+        text and are decoded once per distinct value: thousands of rows stay cheap."""
+        from sqlalchemy import Text as SqlText
+        from sqlalchemy import type_coerce
+
         with self.db.read() as s:
             rows = s.execute(select(DispatchUnit.id, DispatchUnit.call_sign, DispatchUnit.kind,
-                                    DispatchUnit.capabilities, DispatchUnit.lat,
-                                    DispatchUnit.lon)
+                                    type_coerce(DispatchUnit.capabilities, SqlText),
+                                    DispatchUnit.lat, DispatchUnit.lon)
                              .where(DispatchUnit.status == "available",
                                     access.readable_units_clause(principal, "dispatch_unit",
                                                                  DispatchUnit.unit_id))).all()
-        return [UnitRow(r[0], r[1], r[2], tuple(r[3] or ()), r[4], r[5]) for r in rows]
+        decoded: dict[str, tuple[str, ...]] = {}
+        def caps(raw) -> tuple[str, ...]:
+            if not isinstance(raw, str):  # PostgreSQL's driver decodes JSON itself
+                return tuple(raw or ())
+            found = decoded.get(raw)
+            if found is None:
+                found = decoded[raw] = tuple(json.loads(raw))
+            return found
+
+        return [UnitRow(r[0], r[1], r[2], caps(r[3]), r[4], r[5]) for r in rows]
 
     def recommend(self, principal: Principal, incident_id: int, limit: int = 10
                   ) -> tuple[Incident, Recommendation]:
