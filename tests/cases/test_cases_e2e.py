@@ -61,7 +61,7 @@ def test_two_regions_hit_request_grant(browser, node):  # noqa: F811
     two.wait_for_selector("#requests-mine li:has-text('granted') a.open-granted")
     two.click("#requests-mine a.open-granted")
     two.wait_for_selector("#case-title:has-text('Burglaries Kulta')")
-    assert two.is_hidden("#entity-form")  # read access only
+    assert two.is_hidden("#entity-form") and two.is_hidden("#link-form")  # read access only
     # a search that once returned nothing now finds the granted case
     two.fill("#search-phone", "0612345678")
     two.click("#search-button")
