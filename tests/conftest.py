@@ -22,6 +22,9 @@ from tocsin.core import migrate
 from tocsin.core.config import Settings
 from tocsin.core.runtime import Runtime
 
+# One browser for the whole session, shared by every end-to-end module.
+pytest_plugins = ["tests.browser"]
+
 PASSWORD = "correct horse battery"
 PG_URL = os.environ.get("TOCSIN_TEST_DATABASE_URL")
 

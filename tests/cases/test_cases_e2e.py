@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser import browser, log_in  # noqa: F401  (fixture)
+from tests.browser import log_in
 from tests.conftest import PASSWORD
 from tests.servers import Node
 
@@ -35,7 +35,7 @@ def _new_case_with_phone(page, title, number):
     page.wait_for_selector("#entities tr[data-entity]")
 
 
-def test_two_regions_hit_request_grant(browser, node):  # noqa: F811
+def test_two_regions_hit_request_grant(browser, node):
     one = browser.new_context().new_page()
     two = browser.new_context().new_page()
     _open_cases(one, node.url, "inv1")

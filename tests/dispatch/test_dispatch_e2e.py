@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser import browser, log_in  # noqa: F401  (fixture)
+from tests.browser import log_in
 from tests.conftest import PASSWORD
 from tests.servers import Node
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 import io
 
 import httpx
@@ -78,4 +79,7 @@ async def _scenario(url: str) -> None:
 
 
 def test_matrix_nio_client_end_to_end(node):
-    asyncio.run(_scenario(node.url))
+    # In its own thread: the session's Playwright browser keeps an event loop
+    # running on the main thread once an end-to-end test has started it.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, _scenario(node.url)).result()

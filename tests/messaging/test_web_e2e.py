@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser import browser, log_in  # noqa: F401  (fixture)
+from tests.browser import log_in
 from tests.conftest import PASSWORD
 from tests.messaging.helpers import jpeg
 
@@ -21,7 +21,7 @@ def _open_messenger(b, url: str, user: str):
     return page
 
 
-def test_two_users_photo_alert_and_revoked_device(browser, node, tmp_path):  # noqa: F811
+def test_two_users_photo_alert_and_revoked_device(browser, node, tmp_path):
     alice = _open_messenger(browser, node.url, "patrol1")
     bob = _open_messenger(browser, node.url, "patrol2")
     # alice starts a direct conversation with bob from the directory

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser import browser, log_in  # noqa: F401  (fixture)
+from tests.browser import log_in
 from tests.conftest import PASSWORD
 from tests.operations.helpers import png_bytes
 from tests.servers import Node

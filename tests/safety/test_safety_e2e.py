@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from tests.browser import browser, log_in  # noqa: F401  (fixture)
+from tests.browser import log_in
 from tests.conftest import PASSWORD
 from tests.servers import Node
 from tocsin.safety import service
@@ -22,7 +22,7 @@ def node(force, settings, database_url):
     n.stop()
 
 
-def test_briefing_and_review_queue_in_the_browser(browser, force, node):  # noqa: F811
+def test_briefing_and_review_queue_in_the_browser(browser, force, node):
     rt = force.runtime
     service.create_flag(rt, force.principal("patrol1"), FlagIn(
         category="fortified_door", reason="<b>steel</b> door, two bolts", source="patrol",

@@ -110,8 +110,10 @@ class OpUnit(Base):
     """A team or vehicle with a callsign, from a core unit, possibly in a sector."""
 
     __tablename__ = "op_units"
-    __table_args__ = (UniqueConstraint("operation_id", "callsign"),
-                      UniqueConstraint("operation_id", "cot_uid"))
+    # Named by hand: the naming convention would give both the same name,
+    # which PostgreSQL refuses.
+    __table_args__ = (UniqueConstraint("operation_id", "callsign", name="uq_op_units_callsign"),
+                      UniqueConstraint("operation_id", "cot_uid", name="uq_op_units_cot_uid"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     operation_id: Mapped[int] = mapped_column(ForeignKey("op_operations.id"), index=True)

@@ -196,8 +196,8 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['sector_id'], ['op_sectors.id'], name=op.f('fk_op_units_sector_id_op_sectors')),
     sa.ForeignKeyConstraint(['unit_id'], ['units.id'], name=op.f('fk_op_units_unit_id_units')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_op_units')),
-    sa.UniqueConstraint('operation_id', 'callsign', name=op.f('uq_op_units_operation_id')),
-    sa.UniqueConstraint('operation_id', 'cot_uid', name=op.f('uq_op_units_operation_id'))
+    sa.UniqueConstraint('operation_id', 'callsign', name='uq_op_units_callsign'),
+    sa.UniqueConstraint('operation_id', 'cot_uid', name='uq_op_units_cot_uid')
     )
     with op.batch_alter_table('op_units', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_op_units_cot_uid'), ['cot_uid'], unique=False)
