@@ -35,6 +35,14 @@ class Settings(BaseSettings):
     login_max_failures: int = Field(default=5, ge=1, description="per account and window")
     login_window_seconds: int = Field(default=900, ge=1)
     tile_url: str | None = Field(default=None, description="raster tile URL for production maps")
+    ledger_origin: str = Field(default="tocsin.local/ledger",
+                               description="the log's name: checkpoint origin and key name")
+    ledger_policy_file: Path | None = Field(
+        default=None, description="c2sp tlog-policy file: witnesses (with URLs) and quorum")
+    ledger_checkpoint_seconds: float = Field(
+        default=10.0, gt=0, description="how often new events are sealed in a checkpoint")
+    ledger_writer: bool = Field(
+        default=True, description="this node may append (the one holding the log lock does)")
     config_file: Path | None = Field(default=None, description="optional TOML file of settings")
 
     @field_validator("database_url", "bus_url", mode="before")
@@ -79,6 +87,10 @@ class Settings(BaseSettings):
     @property
     def geo_dir(self) -> Path:
         return self.data_dir / "geo"
+
+    @property
+    def ledger_dir(self) -> Path:
+        return self.data_dir / "ledger"
 
     def ensure_dirs(self) -> None:
         for d in (self.data_dir, self.resolved_media_dir, self.resolved_keys_dir, self.geo_dir):

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import JSON, BigInteger, DateTime, Integer, LargeBinary, String
+from sqlalchemy import JSON, BigInteger, DateTime, Integer, LargeBinary, String, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from tocsin.core.database import Base, utcnow
@@ -86,6 +86,22 @@ def emit(session: Session, event: DomainEvent) -> DomainEvent:
     )
     session.info.setdefault("pending_events", []).append(event)
     return event
+
+
+def erase(session: Session, event_ids: list[str]) -> int:
+    """Delete the content and salt of stored events (retention expired, GDPR).
+
+    Their ledger leaves stay, so the log still verifies, but without the salt
+    nobody can link a leaf to what the event said. Returns how many were erased.
+    """
+    erased = 0
+    for i in range(0, len(event_ids), 500):
+        result = session.execute(
+            update(EventRecord)
+            .where(EventRecord.id.in_(event_ids[i:i + 500]), EventRecord.erased_at.is_(None))
+            .values(payload=None, salt=None, erased_at=utcnow()))
+        erased += result.rowcount or 0
+    return erased
 
 
 class LocalBus:

@@ -28,6 +28,7 @@ MODEL_MODULES = [
     "tocsin.dispatch.models",
     "tocsin.messaging.models",
     "tocsin.operations.models",
+    "tocsin.ledger.models",
 ]
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 

@@ -38,6 +38,7 @@ from tocsin.core.errors import (
     TooManyRequests,
 )
 from tocsin.core.events import DomainEvent, EventRecord, emit
+from tocsin.core.events import erase as erase_events
 from tocsin.core.identity.models import Role, Unit, User
 from tocsin.core.runtime import Runtime
 from tocsin.messaging.config import MessagingConfig
@@ -1192,13 +1193,16 @@ class MessagingService:
                                                       Room.legal_hold.is_(False))))
             for room in rooms:
                 cutoff = int((now - dt.timedelta(days=room.retention_days)).timestamp() * 1000)
-                ids = list(s.scalars(select(Event.stream).where(
+                rows = s.execute(select(Event.stream, Event.core_event_id).where(
                     Event.room_id == room.id, Event.state_key.is_(None),
-                    Event.origin_ts < cutoff)))
-                if not ids:
+                    Event.origin_ts < cutoff)).all()
+                if not rows:
                     continue
+                ids = [r[0] for r in rows]
                 for i in range(0, len(ids), 500):
                     s.execute(delete(Event).where(Event.stream.in_(ids[i:i + 500])))
+                # The ledger keeps their leaves; the stored copies lose content and salt.
+                erase_events(s, [r[1] for r in rows if r[1]])
                 purged += len(ids)
                 emit(s, DomainEvent(type="messaging.retention.purged", unit_id=room.unit_id,
                                     record_kind="conversation", record_id=room.id, audience=[],
@@ -1241,29 +1245,23 @@ class MessagingService:
                                 unit_id=room.unit_id, record_kind="conversation",
                                 record_id=room.id, audience=[],
                                 payload={"room_id": room.id, "events": len(events)}))
-            return {"room_id": self.room_mx(room.id), "kind": room.kind, "name": room.name,
+            result = {"room_id": self.room_mx(room.id), "kind": room.kind, "name": room.name,
                     "legal_hold": room.legal_hold, "retention_days": room.retention_days,
                     "exported_at": utcnow().isoformat(), "exported_by": self.mxid(
                         principal.user_id),
                     "events": exported,
                     "media": [{"media_id": m.id, "sha256": m.sha256, "size": m.size,
                                "content_type": m.content_type, "scene": m.scene,
-                               "lat": m.lat, "lon": m.lon} for m in media],
-                    "proofs": self._ledger_proofs([r for r in records.values()])}
+                               "lat": m.lat, "lon": m.lon} for m in media]}
+        # After the commit: the ledger may seal (a write of its own) to prove the latest events.
+        result["proofs"] = self._ledger_proofs(list(records.values()))
+        return result
 
     def _ledger_proofs(self, records: list[EventRecord]) -> dict:
-        """Inclusion proofs come from the ledger once it has appended the events."""
-        try:
-            from tocsin import ledger  # type: ignore  # the ledger module, when present
-        except ImportError:
-            ledger = None
-        proofs = getattr(ledger, "inclusion_proofs", None) if ledger else None
-        if proofs is None:
-            pending = sum(1 for r in records if r.ledger_index is None)
-            return {"status": "ledger service not available; events carry their core event "
-                              "ids and salts so proofs can be fetched from the ledger later",
-                    "pending": pending}
-        return proofs([r.id for r in records])
+        """Inclusion proof bundles from the ledger, one per event it has sealed."""
+        from tocsin.ledger.service import get_service as get_ledger
+
+        return get_ledger(self.rt).inclusion_proofs([r.id for r in records])
 
 
 def get_service(runtime: Runtime) -> MessagingService:
