@@ -7,9 +7,11 @@ import subprocess
 import sys
 
 
-def run(data_dir, *args, stdin: str | None = None):
+def run(data_dir, *args, stdin: str | None = None, env: dict[str, str] | None = None):
+    extra = env or {}
     env = {k: v for k, v in os.environ.items() if not k.startswith("TOCSIN_")}
     env["TOCSIN_DATA_DIR"] = str(data_dir)
+    env.update(extra)
     return subprocess.run([sys.executable, "-m", "tocsin", *args], input=stdin, env=env,
                           capture_output=True, text=True, timeout=120)
 
