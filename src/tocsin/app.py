@@ -22,6 +22,7 @@ ROUTER_MODULES = [
     "tocsin.cases.api",
     "tocsin.dispatch.api",
     "tocsin.geo.basemap_api",
+    "tocsin.geo.api",
     "tocsin.operations.api",
 ]
 # Path prefixes that accept bodies larger than the default limit (uploads).

@@ -9,6 +9,7 @@ from tocsin.core.http import PrincipalDep, RuntimeDep
 from tocsin.dispatch import schemas as sc
 from tocsin.dispatch.models import Incident
 from tocsin.dispatch.service import TRANSITIONS, DispatchService, get_service
+from tocsin.geo.service import check_point
 
 router = APIRouter(prefix="/api/v1/dispatch", tags=["dispatch"])
 
@@ -42,21 +43,20 @@ def catalogue(principal: PrincipalDep, rt: RuntimeDep) -> dict:
 
 
 @router.get("/addresses")
-def addresses(principal: PrincipalDep, rt: RuntimeDep, q: str = Query(..., max_length=300),
+def addresses(principal: PrincipalDep, rt: RuntimeDep, q: str | None = None,
               autocomplete: bool = True, limit: int = Query(8, ge=1, le=30)) -> list[dict]:
     """Address search with typo tolerance, for the call-taker's address box."""
-    return [c.to_dict() if hasattr(c, "to_dict") else dict(c)
-            for c in _svc(rt).geo.search(q, limit=limit, autocomplete=autocomplete)]
+    return _svc(rt).geo.search_json(q, limit=limit, autocomplete=autocomplete)
 
 
 @router.get("/reverse")
-def reverse(principal: PrincipalDep, rt: RuntimeDep, lat: float = Query(ge=-90, le=90),
-            lon: float = Query(ge=-180, le=180)) -> dict:
+def reverse(principal: PrincipalDep, rt: RuntimeDep, lat: float | None = None,
+            lon: float | None = None) -> dict:
     """The address at a point clicked on the map (refused off the map)."""
     svc = _svc(rt)
+    lat, lon = check_point(lat, lon)
     svc.check_on_map(lat, lon)
-    res = svc.geo.reverse(lat, lon)
-    return res.to_dict() if hasattr(res, "to_dict") else dict(res)
+    return svc.geo.reverse_json(lat, lon)
 
 
 # Calls ------------------------------------------------------------------

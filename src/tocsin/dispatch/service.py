@@ -29,12 +29,12 @@ from tocsin.core.events import DomainEvent, emit
 from tocsin.core.identity.models import Share, Unit, User
 from tocsin.core.runtime import Runtime
 from tocsin.dispatch import catalogue as catalogue_mod
-from tocsin.dispatch import geo as geo_mod
 from tocsin.dispatch.catalogue import UNIT_KINDS
 from tocsin.dispatch.models import (
     Assignment, Attachment, Call, CrewMember, DispatchUnit, Incident, TimelineEntry,
 )
 from tocsin.dispatch.recommend import Recommendation, UnitRow, recommend
+from tocsin.geo.service import get_geo
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ class DispatchService:
     # ------------------------------------------------------------ plumbing
     @property
     def geo(self):
-        return geo_mod.get(self.runtime)
+        return get_geo(self.runtime)
 
     def graph(self):
         return self.geo.road_graph()

