@@ -79,9 +79,11 @@ def _flag_kind(category: str) -> str:
     return "risk_flag_sensitive" if category in SENSITIVE_CATEGORIES else "risk_flag"
 
 
-def _event(s: Session, principal: Principal | None, type_: str, kind: str | None,
+def _event(s: Session, who: Principal | int | None, type_: str, kind: str | None,
            rid: Any, unit_id: int | None, /, **payload: Any) -> None:
-    emit(s, DomainEvent(type=type_, actor_id=principal.user_id if principal else None,
+    """Emit a safety event; ``who`` is the principal acting, or a user id."""
+    actor = who.user_id if isinstance(who, Principal) else who
+    emit(s, DomainEvent(type=type_, actor_id=actor,
                         unit_id=unit_id, record_kind=kind,
                         record_id=None if rid is None else str(rid),
                         payload=payload))
@@ -196,8 +198,9 @@ def _validate_point(lat: float, lon: float) -> None:
             raise BadInput(f"{name} must be a number within ±{lim}", code="safety.bad_point")
 
 
-def place_for(s: Session, principal: Principal, place: PlaceIn) -> SafetyPlace:
-    """The place at this address (or this exact point), created if new."""
+def place_for(s: Session, unit_id: int, place: PlaceIn) -> SafetyPlace:
+    """The place at this address (or this exact point), created if new (owned by
+    ``unit_id``)."""
     _validate_point(place.lat, place.lon)
     key = matching.address_key(place.address) if place.address else None
     if key:
@@ -210,7 +213,7 @@ def place_for(s: Session, principal: Principal, place: PlaceIn) -> SafetyPlace:
             if p.address_key is None:
                 return p
     p = SafetyPlace(address=place.address, address_key=key, lat=place.lat, lon=place.lon,
-                    cell=geo.cell_of(place.lat, place.lon), unit_id=principal.unit_id)
+                    cell=geo.cell_of(place.lat, place.lon), unit_id=unit_id)
     try:
         with s.begin_nested():
             s.add(p)
@@ -550,7 +553,7 @@ def create_flag(rt: Runtime, principal: Principal, body: FlagIn) -> dict[str, An
                                         "merged_into": person.merged_into_id})
             person_id = person.id
         else:
-            place_id = place_for(s, principal, body.place).id
+            place_id = place_for(s, principal.unit_id, body.place).id
         f = SafetyRiskFlag(person_id=person_id, place_id=place_id, category=body.category,
                            reason=body.reason, source=body.source, author_id=principal.user_id,
                            unit_id=principal.unit_id, expires_at=body.expires_at,
@@ -646,6 +649,37 @@ def review_queue(rt: Runtime, principal: Principal, limit: int = 100) -> dict[st
 
 def record_operation(rt: Runtime, principal: Principal, body: OperationIn) -> dict[str, Any]:
     access.require(principal, "write", Resource("field_operation", _path(rt, principal.unit_id)))
+    return _store_operation(rt, principal, body, principal.unit_id, principal.user_id)
+
+
+def record_intervention(rt: Runtime, body: OperationIn, *, unit_id: int,
+                        actor_id: int | None, **origin: Any) -> dict[str, Any] | None:
+    """Store an intervention another module reports (a closed dispatch incident):
+    the platform's own write, owned by ``unit_id`` (the incident's unit), naming no
+    person. ``body.client_ref`` is its natural key: delivered twice (two nodes, a
+    replayed event), it is stored once; the second delivery returns ``None``."""
+    if not body.client_ref:
+        raise BadInput("an intervention needs its natural key (client_ref)",
+                       code="safety.operation.no_ref")
+    if body.persons:
+        raise BadInput("an intervention from another module names no person",
+                       code="safety.operation.persons")
+    try:
+        return _store_operation(rt, None, body, unit_id, actor_id, **origin)
+    except Conflict as exc:
+        if exc.code == "safety.operation.duplicate":
+            return None
+        raise
+
+
+def operation_by_ref(rt: Runtime, client_ref: str) -> int | None:
+    """The id of the operation recorded under this natural key, if any."""
+    with rt.db.read() as s:
+        return s.scalar(select(SafetyOperation.id).where(SafetyOperation.client_ref == client_ref))
+
+
+def _store_operation(rt: Runtime, principal: Principal | None, body: OperationIn, unit_id: int,
+                     actor_id: int | None, **origin: Any) -> dict[str, Any]:
     if as_utc(body.started_at) > utcnow() + dt.timedelta(minutes=5):
         raise BadInput("started_at is in the future", code="safety.operation.future")
     if body.started_at.year < 1900:
@@ -657,8 +691,7 @@ def record_operation(rt: Runtime, principal: Principal, body: OperationIn) -> di
             if dup is not None:
                 raise Conflict("this operation was already recorded",
                                code="safety.operation.duplicate", details={"operation_id": dup})
-        place = place_for(s, principal, PlaceIn(lat=body.lat, lon=body.lon,
-                                                address=body.address))
+        place = place_for(s, unit_id, PlaceIn(lat=body.lat, lon=body.lon, address=body.address))
         ids = [p.person_id for p in body.persons]
         canon = canonical_ids(s, ids)
         missing = [i for i in ids if i not in canon]
@@ -672,27 +705,27 @@ def record_operation(rt: Runtime, principal: Principal, body: OperationIn) -> di
                 raise BadInput(f"persons {p.person_id} and another listed are the same person "
                                f"({c}) after merges", code="safety.operation.same_person")
             roles[c] = p.role
-        if roles:
+        if roles and principal is not None:
             persons = s.scalars(select(SafetyPerson).where(SafetyPerson.id.in_(list(roles))))
             for person in persons:
                 access.require(principal, "read", _person_resource(rt, person))
         op = SafetyOperation(
-            unit_id=principal.unit_id, place_id=place.id, started_at=body.started_at,
+            unit_id=unit_id, place_id=place.id, started_at=body.started_at,
             ended_at=body.ended_at, nature=body.nature, outcome=body.outcome,
             summary=body.summary, force_used=body.force_used, injury=body.injury,
-            units=body.units, client_ref=body.client_ref, created_by=principal.user_id)
+            units=body.units, client_ref=body.client_ref, created_by=actor_id)
         s.add(op)
         try:
             with s.begin_nested():
                 s.flush()
-        except IntegrityError:
+        except IntegrityError:  # the same natural key, committed meanwhile elsewhere
             raise Conflict("this operation was already recorded",
                            code="safety.operation.duplicate") from None
         for pid, role in roles.items():
             s.add(SafetyOperationPerson(operation_id=op.id, person_id=pid, role=role))
-        _event(s, principal, "safety.operation.recorded", "field_operation", op.id, op.unit_id,
+        _event(s, actor_id, "safety.operation.recorded", "field_operation", op.id, op.unit_id,
                place_id=place.id, force_used=op.force_used, injury=op.injury,
-               persons=len(roles))
+               persons=len(roles), **origin)
         return {"id": op.id, "place_id": place.id, "persons": roles and
                 [{"person_id": k, "role": v} for k, v in roles.items()] or []}
 
