@@ -80,19 +80,27 @@ def test_websocket_refuses_outsiders_and_bad_tokens(client, force):
         ws.__exit__(None, None, None)
 
 
-def test_alert_is_valid_cap_with_photo_and_area(client, force):
-    op = make_operation(client, force)
-    base = f"/api/v1/operations/{op.id}"
+def _publish_with_photo(client, op, **fields):
+    """A missing-person alert to ALPHA-1 with a photo: (photo bytes, response)."""
     photo = png_bytes((10, 120, 200))
     sha = client.post(f"/api/v1/operations/photos/{op.id}", headers=op.cmd,
                       content=photo).json()["photo"]
-    r = client.post(f"{base}/alerts", headers=op.cmd, json={
+    r = client.post(f"/api/v1/operations/{op.id}/alerts", headers=op.cmd, json={
         "kind": "missing_person", "headline": "Missing child, 7, red coat",
-        "description": "Last seen near the station & the fountain <east side>",
-        "area": square(LON, LAT, 0.02), "op_unit_ids": [op.unit_id], "photo": sha})
+        "op_unit_ids": [op.unit_id], "photo": sha, **fields})
+    assert r.status_code == 201, r.text
+    return photo, r
+
+
+def test_alert_is_valid_cap_with_photo_and_area(client, force):
+    op = make_operation(client, force)
+    base = f"/api/v1/operations/{op.id}"
+    photo, r = _publish_with_photo(client, op, area=square(LON, LAT, 0.02),
+                                   description="Last seen near the station & the fountain "
+                                               "<east side>")
     assert r.status_code == 201, r.text
     alert = r.json()
-    assert alert["messenger"]  # says whether the messenger got it
+    assert alert["messenger"].startswith("sent: "), alert["messenger"]
     xml = client.get(f"{base}/alerts/{alert['id']}/cap", headers=op.patrol)
     assert xml.status_code == 200 and xml.headers["content-type"].startswith(
         "application/cap+xml")
@@ -142,3 +150,77 @@ def test_the_cap_schema_refuses_what_the_standard_refuses():
     with pytest.raises(BadInput) as exc:
         cap.validate(good[:-20])
     assert exc.value.code == "cap.malformed"
+
+
+def _messenger_alert(client, headers, alert_id: str) -> dict:
+    r = client.get(f"/api/v1/messaging/alerts/{alert_id}", headers=headers)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_a_published_alert_is_broadcast_in_the_messenger_with_its_photo(client, force):
+    from tests.messaging.helpers import Mx
+
+    op = make_operation(client, force)
+    _, r = _publish_with_photo(client, op, description="Last seen near the fountain")
+    sent = r.json()["messenger"]
+    assert sent.startswith("sent: "), sent  # not "messenger error: ..."
+    alert_id = sent.removeprefix("sent: ")
+    # ALPHA-1 is from brigade B1111: its officer patrol1 is the audience, nobody else
+    status = _messenger_alert(client, op.patrol, alert_id)
+    assert status["kind"] == "missing_person" and status["audience"] == 1
+    assert status["title"] == "Missing child, 7, red coat"
+    patrol2 = force.headers(client, "patrol2")
+    assert client.get(f"/api/v1/messaging/alerts/{alert_id}", headers=patrol2).status_code \
+        == 403
+    assert client.post(f"/api/v1/messaging/alerts/{alert_id}/ack",
+                       headers=patrol2).status_code == 403
+    # patrol1's Matrix client receives it with the photo, and can fetch the photo
+    mx = Mx(client, "patrol1")
+    timeline = mx.sync()["rooms"]["join"][status["room_id"]]["timeline"]["events"]
+    shown = next(e for e in timeline if e["event_id"] == status["event_id"])
+    fields = shown["content"]["org.tocsin.alert"]
+    assert fields["source"]["cap_identifier"] == r.json()["identifier"]
+    assert fields["units"] == ["B1111"]
+    got = mx.get("/_matrix/client/v1/media/download/" + fields["photo"][len("mxc://"):])
+    assert got.status_code == 200 and got.headers["content-type"] == "image/png"
+    import io
+
+    from PIL import Image
+
+    assert Image.open(io.BytesIO(got.content)).getpixel((0, 0))[:3] == (10, 120, 200)
+    # ... and acknowledges it; the commander sees the count
+    ack = client.post(f"/api/v1/messaging/alerts/{alert_id}/ack", headers=op.patrol)
+    assert ack.status_code == 200 and ack.json()["you_acknowledged"] is True
+    assert _messenger_alert(client, op.cmd, alert_id)["summary"] == "acknowledged by 1 of 1"
+
+
+def test_an_area_alert_reaches_every_unit_of_the_operation(client, force):
+    op = make_operation(client, force)
+    area = square(LON, LAT, 0.02)
+    r = client.post(f"/api/v1/operations/{op.id}/alerts", headers=op.cmd, json={
+        "kind": "imminent_danger", "headline": "Gas leak", "area": area})
+    assert r.status_code == 201, r.text
+    alert_id = r.json()["messenger"].removeprefix("sent: ")
+    status = _messenger_alert(client, op.cmd, alert_id)
+    assert status["kind"] == "imminent_danger"
+    assert status["audience"] == 2  # patrol1 (B1111) and patrol2 (B1112), the participants
+    listed = client.get("/api/v1/messaging/alerts", headers=force.headers(client, "patrol2"))
+    assert [a["alert_id"] for a in listed.json()] == [alert_id]
+
+
+def test_a_messenger_refusal_is_reported_and_the_alert_stays_published(client, force):
+    op = make_operation(client, force)
+    # an analyst on the staff may publish the operation's alert, but the messenger only
+    # lets commanders, dispatchers and administrators broadcast
+    assert client.post(f"/api/v1/operations/{op.id}/staff", headers=op.cmd, json={
+        "user_id": force.users["analyst"], "function": "intelligence"}).status_code == 201
+    r = client.post(f"/api/v1/operations/{op.id}/alerts",
+                    headers=force.headers(client, "analyst"), json={
+                        "kind": "wanted_vehicle", "headline": "ABC-123",
+                        "op_unit_ids": [op.unit_id]})
+    assert r.status_code == 201, r.text
+    assert r.json()["messenger"] == "messenger error: your role may not send alerts"
+    assert [a["identifier"] for a in client.get(
+        f"/api/v1/operations/{op.id}/alerts", headers=op.cmd).json()] == [r.json()["identifier"]]
+    assert client.get("/api/v1/messaging/alerts", headers=op.patrol).json() == []

@@ -57,7 +57,8 @@ class UploadOut(StrictModel):
 
 
 class AlertIn(StrictModel):
-    kind: Literal["missing_person", "wanted_person", "general"]
+    kind: Literal["missing_person", "wanted_person", "wanted_vehicle", "imminent_danger",
+                  "general"]
     title: Name
     description: str = Field(default="", max_length=4000)
     unit_codes: list[str] = Field(default_factory=list, max_length=500)

@@ -62,6 +62,8 @@ ALERT_ROLES = ["commander", "dispatcher", "administrator"]
 access.register_kind("conversation", read=["auditor", "administrator"], write=["administrator"])
 access.register_kind("alert", read=ALL_ROLES, write=ALERT_ROLES, scope="force")
 
+ALERT_KINDS = ("missing_person", "wanted_person", "wanted_vehicle", "imminent_danger",
+               "general")
 ALERT_TYPE = "org.tocsin.alert"
 ALERT_UPDATE_TYPE = "org.tocsin.alert.update"
 SCENE_KEY = "org.tocsin.scene"
@@ -587,6 +589,9 @@ class MessagingService:
                 if mid and s.get(MediaRef, (mid, room.id)) is None:
                     s.add(MediaRef(media_id=mid, room_id=room.id))
 
+    def mxc(self, media_id: str) -> str:
+        return f"mxc://{self.server_name}/{media_id}"
+
     def media_id_from_mxc(self, url: str) -> str | None:
         m = re.fullmatch(r"mxc://([^/]+)/([A-Za-z0-9_\-]{1,40})", url)
         if not m or m[1] != self.server_name:
@@ -1023,13 +1028,22 @@ class MessagingService:
     # Broadcast alerts --------------------------------------------------
     def create_alert(self, principal: Principal, *, kind: str, title: str, description: str,
                      unit_codes: Iterable[str], photo_mxc: str | None = None,
-                     priority: int = 1) -> Alert:
-        if kind not in ("missing_person", "wanted_person", "general"):
-            raise BadInput("alert kind must be missing_person, wanted_person or general",
+                     priority: int = 1, area: dict | None = None,
+                     source: dict | None = None) -> Alert:
+        """Broadcast an alert to everyone in ``unit_codes`` (their subtrees; none: the
+        whole force). ``area`` (GeoJSON) and ``source`` (where the alert comes from, e.g.
+        an operation's CAP identifier) travel with it for clients that show them."""
+        if kind not in ALERT_KINDS:
+            raise BadInput(f"alert kind must be one of {', '.join(ALERT_KINDS)}",
                            code="alert.bad_kind")
         if not title.strip() or len(title) > 200 or len(description) > 4000:
             raise BadInput("title 1-200 and description up to 4000 characters",
                            code="alert.bad_text")
+        for name, value in (("area", area), ("source", source)):
+            if value is not None and (not isinstance(value, dict) or len(json.dumps(
+                    value)) > 16000):
+                raise BadInput(f"{name} must be a JSON object under 16 kB",
+                               code="alert.bad_" + name)
         codes = list(dict.fromkeys(unit_codes)) or [self._root_code()]
         if not principal.has_role(*ALERT_ROLES):
             raise Forbidden("your role may not send alerts", code="alert.forbidden")
@@ -1043,7 +1057,7 @@ class MessagingService:
                                              f"{description}",
                 "org.tocsin.alert": {"kind": kind, "title": title, "description": description,
                                      "photo": photo_mxc, "units": codes, "status": "active",
-                                     "revision": 1},
+                                     "revision": 1, "area": area, "source": source},
                 PRIORITY_KEY: priority}
             if photo_mxc:
                 content["url"] = photo_mxc

@@ -134,6 +134,20 @@ class MediaService:
             if cleaned is not None:
                 cleaned.unlink(missing_ok=True)
 
+    def store_bytes(self, principal: Principal, data: bytes, *, filename: str | None,
+                    room_id: str | None = None, scene: bool = False) -> Media:
+        """``store_file`` for bytes already in memory (another module's photo)."""
+        if not data:
+            raise BadInput("empty upload", code="media.empty")
+        if len(data) > self.config.max_upload_bytes:
+            raise TooLarge(f"file over {self.config.max_upload_bytes} bytes",
+                           code="media.too_large")
+        fd, path = self.store.temp_file()
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        return self.store_file(principal, path, filename=filename, room_id=room_id,
+                               scene=scene)
+
     # Resumable upload --------------------------------------------------
     def start_upload(self, principal: Principal, *, size: int, filename: str | None,
                      room_id: str | None, scene: bool) -> Upload:

@@ -6,14 +6,14 @@ module's API settles there is one place to adapt.
 
 - dispatch incidents: ``dispatch.incident.*`` events on the bus (``on_event``);
   the location is read from the event payload (``incident_location``).
-- messenger: ``alert_to_messenger`` hands a published alert to
-  ``tocsin.messaging.service`` when that module is installed.
+- messenger: ``alert_to_messenger`` broadcasts a published alert with
+  ``MessagingService.create_alert`` (photo stored as messenger media first).
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
+from pathlib import Path
 from typing import Any
 
 from tocsin.core.access import Principal
@@ -63,20 +63,37 @@ def on_dispatch_event(runtime: Runtime, event: DomainEvent) -> None:
         log.exception("could not record dispatch incident event %s", event.id)
 
 
-def alert_to_messenger(runtime: Runtime, principal: Principal, alert: dict, cap_xml: str
-                       ) -> str:
-    """Broadcast the alert in the messenger when it exists; returns what happened."""
+def alert_to_messenger(runtime: Runtime, principal: Principal, alert: dict, *,
+                       unit_codes: list[str], photo: Path | None = None) -> str:
+    """Broadcast a published alert in the messenger; returns what happened.
+
+    The messenger addresses units (their whole subtree), not places: the caller maps
+    the alert's audience to core unit codes (see ``OperationsService.alert_targets``)
+    and the area travels with the alert as GeoJSON. The photo becomes messenger media
+    (re-encoded without metadata, encrypted under the broadcast channel's key when it
+    is attached). Returns ``"sent: <alert id>"``; any failure leaves the operations
+    alert published (the journal has it) and is returned as ``"messenger error: ..."``.
+    """
     try:
-        messaging = importlib.import_module("tocsin.messaging.service")
+        from tocsin.messaging.service import get_service
+        from tocsin.messaging.storage import get_media
     except ImportError:
         return "messenger not installed"
-    broadcast = getattr(messaging, "broadcast_alert", None)
-    if broadcast is None:
-        return "messenger has no broadcast_alert"
     try:
-        broadcast(runtime, principal, title=alert["headline"], text=alert["description"],
-                  cap_xml=cap_xml, photo_sha256=alert.get("photo"))
-        return "sent"
+        svc = get_service(runtime)
+        photo_mxc = None
+        if photo is not None:  # the messenger finds its real type from the bytes
+            media = get_media(runtime).store_bytes(
+                principal, photo.read_bytes(), filename=f"{alert['identifier']}{photo.suffix}")
+            photo_mxc = svc.mxc(media.id)
+        created = svc.create_alert(
+            principal, kind=alert["kind"], title=alert["headline"],
+            description=alert.get("description") or "", unit_codes=unit_codes,
+            photo_mxc=photo_mxc, area=alert.get("area"),
+            source={"cap_identifier": alert["identifier"],
+                    "operation_id": alert.get("operation_id"), "alert_id": alert["id"]})
+        return f"sent: {created.id}"
     except Exception as exc:  # the alert stays published; the journal has it
         log.exception("messenger broadcast failed")
-        return f"messenger error: {type(exc).__name__}"
+        message = getattr(exc, "message", None) or type(exc).__name__
+        return f"messenger error: {message}"

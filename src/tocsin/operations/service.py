@@ -701,14 +701,15 @@ class OperationsService:
             if area_shape is None and not data.op_unit_ids:
                 raise BadInput("an alert goes to an area, to units, or both",
                                code="alert.no_audience")
-            photo = None
+            photo = photo_path = None
             if data.photo:
-                path = self._photo_path(op.id, data.photo)
-                if path is None:
+                photo_path = self._photo_path(op.id, data.photo)
+                if photo_path is None:
                     raise BadInput("upload the photo to this operation first",
                                    code="photo.unknown")
-                photo = (path.read_bytes(), {e: m for m, e in PHOTO_TYPES.values()}[
-                    path.suffix[1:]])
+                photo = (photo_path.read_bytes(), {e: m for m, e in PHOTO_TYPES.values()}[
+                    photo_path.suffix[1:]])
+            targets = self.alert_targets(s, op, data.op_unit_ids, area=area_shape is not None)
             author = s.get(User, p.user_id)
             callsigns = [s.get(OpUnit, u).callsign for u in data.op_unit_ids]
             sent = utcnow().replace(microsecond=0)
@@ -737,8 +738,23 @@ class OperationsService:
                           data={"alert_id": alert.id, "identifier": alert.identifier})
         from tocsin.operations import integrations
 
-        out["messenger"] = integrations.alert_to_messenger(self.rt, p, out, alert.cap_xml)
+        out["messenger"] = integrations.alert_to_messenger(
+            self.rt, p, {**out, "operation_id": op_id}, unit_codes=targets,
+            photo=photo_path)
         return out
+
+    def alert_targets(self, s: Session, op: Operation, op_unit_ids: Iterable[int], *,
+                      area: bool) -> list[str]:
+        """Core unit codes an alert reaches in the messenger, which addresses units, not
+        places: the units of the addressed operation units, and for an area alert
+        every unit taking part in the operation (the ones that may be in the area;
+        the area itself travels with the alert)."""
+        ids = [self._unit(s, op, u).unit_id for u in op_unit_ids]
+        if area:
+            ids += list(s.scalars(select(Participant.unit_id)
+                                  .where(Participant.operation_id == op.id))) or [op.unit_id]
+        codes = dict(s.execute(select(Unit.id, Unit.code).where(Unit.id.in_(ids))).all())
+        return list(dict.fromkeys(codes[i] for i in ids if i in codes))
 
     @staticmethod
     def alert_out(a: Alert) -> dict:
