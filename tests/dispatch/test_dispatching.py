@@ -155,7 +155,7 @@ def test_dispatch_pushes_the_incident_to_the_crew_and_status_flows_back(client, 
         assert packet["payload"]["incident"]["id"] == inc["id"]
         assert packet["payload"]["incident"]["address"] == inc["address"]
         assert len(packet["payload"]["route"]) >= 2
-        assert "available" in packet["payload"]["briefing"]
+        assert packet["payload"]["briefing"] == {"incident_id": inc["id"], "available": True}
         assert next_of(floor_ws, "dispatch.unit.assigned")["payload"]["unit"]["status"] \
             == "dispatched"
         # The crew reads its incident (shared with its brigade) and reports en route.

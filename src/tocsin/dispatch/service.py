@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import importlib.util
 import json
 import logging
 import math
@@ -26,7 +27,7 @@ from tocsin.core.access import Principal, Resource
 from tocsin.core.database import as_utc, utcnow
 from tocsin.core.errors import BadInput, Conflict, Forbidden, NotFound, TocsinError
 from tocsin.core.events import DomainEvent, emit
-from tocsin.core.identity.models import Share, Unit, User
+from tocsin.core.identity.models import Share, User
 from tocsin.core.runtime import Runtime
 from tocsin.dispatch import catalogue as catalogue_mod
 from tocsin.dispatch.catalogue import UNIT_KINDS
@@ -620,6 +621,15 @@ class DispatchService:
                     "content": None}
         return {"available": True, "message": "", "content": content}
 
+    @staticmethod
+    def briefing_ref(inc: Incident) -> dict[str, Any]:
+        """What a crew is pushed about the briefing: where to fetch it, never its
+        content. The crew reads it itself (``incident_briefing``), so it sees what it
+        may see and the read is recorded as its own; no flag, reason or name enters
+        the event payload that the ledger and the bus carry."""
+        available = importlib.util.find_spec("tocsin.safety.service") is not None
+        return {"incident_id": inc.id, "available": available}
+
     def incident_briefing(self, principal: Principal, incident_id: int) -> dict[str, Any]:
         with self.db.read() as s:
             inc = self._incident(s, principal, incident_id)
@@ -885,13 +895,14 @@ class DispatchService:
     def assign(self, principal: Principal, incident_id: int, unit_ids: list[int]
                ) -> list[Assignment]:
         """Send units to an incident: all of them or none (409 names the unit that
-        another dispatcher took first, 404 one that no longer exists)."""
+        another dispatcher took first, 404 one that no longer exists). Each crew is
+        pushed the incident, its route and a reference to the briefing, which the
+        crew then fetches as itself (``briefing_ref``)."""
         unit_ids = list(dict.fromkeys(unit_ids))
         with self.db.read() as s:
             inc = self._incident(s, principal, incident_id, "write")
             positions = {u.id: (u.lat, u.lon) for u in s.scalars(
                 select(DispatchUnit).where(DispatchUnit.id.in_(unit_ids)))}
-        briefing = self.briefing(principal, inc)
         routes: dict[int, Any] = {}
         graph = self.graph()
         from tocsin.engines.routing import RoutingError
@@ -970,7 +981,7 @@ class DispatchService:
                         payload={"unit": unit_brief(u), "incident": incident_brief(inc),
                                  "summary": inc.summary, "assignment_id": a.id,
                                  "route": a.route, "travel_time_s": a.travel_time_s,
-                                 "briefing": briefing}))
+                                 "briefing": self.briefing_ref(inc)}))
             return out
 
     def assignment_for_unit(self, principal: Principal, unit_id: int) -> dict[str, Any] | None:
@@ -984,7 +995,7 @@ class DispatchService:
                                                   Assignment.incident_id == u.incident_id,
                                                   Assignment.status.in_(ACTIVE)))
             inc = s.get(Incident, u.incident_id)
-        return {"assignment": a, "incident": inc, "briefing": self.briefing(principal, inc)}
+        return {"assignment": a, "incident": inc, "briefing": self.briefing_ref(inc)}
 
 
 def get_service(runtime: Runtime) -> DispatchService:

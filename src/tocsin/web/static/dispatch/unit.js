@@ -28,7 +28,9 @@
     const d = await Tocsin.api("GET", `${API}/units/${unit.id}/assignment`);
     if (route) { route.remove(); route = null; }
     if (target) { target.remove(); target = null; }
-    if (!d.incident) { $("assignment").hidden = true; $("no-assignment").hidden = false; return; }
+    if (!d.incident) {
+      $("assignment").hidden = true; $("no-assignment").hidden = false; briefedIncident = null; return;
+    }
     $("assignment").hidden = false; $("no-assignment").hidden = true;
     const inc = d.incident;
     $("assignment-title").textContent = `#${inc.id} ${inc.type_title} · P${inc.priority}`;
@@ -36,15 +38,26 @@
     $("assignment-summary").textContent = d.summary || "";
     const a = d.assignment;
     $("assignment-eta").textContent = a && a.travel_time_s ? `About ${fmtTime(a.travel_time_s)} by road (${(a.distance_m / 1000).toFixed(1)} km)` : "";
-    const b = d.briefing;
-    $("assignment-briefing").replaceChildren(b && b.available
-      ? el("pre", {}, JSON.stringify(b.content, null, 1))
-      : el("p", { class: "muted" }, b ? b.message : "no briefing"));
+    loadBriefing(inc.id);
     target = TocsinMap.dot([inc.lat, inc.lon], "#e5484d", { radius: 10 }).addTo(map);
     if (a && a.route) {
       route = L.polyline(a.route, { color: "#3d8bfd", weight: 6 }).addTo(map);
       map.fitBounds(route.getBounds(), { padding: [30, 30] });
     } else map.setView([inc.lat, inc.lon], 16);
+  }
+
+  // The push names the briefing, never its content: the crew fetches it as itself,
+  // once per incident (each read is recorded in the reader's name).
+  let briefedIncident = null;
+  async function loadBriefing(incidentId) {
+    if (incidentId === briefedIncident) return;
+    briefedIncident = incidentId;
+    let b;
+    try { b = await Tocsin.api("GET", `${API}/incidents/${incidentId}/briefing`); }
+    catch (e) { briefedIncident = null; b = { available: false, message: `briefing: ${e.message}` }; }
+    $("assignment-briefing").replaceChildren(b.available
+      ? el("pre", {}, JSON.stringify(b.content, null, 1))
+      : el("p", { class: "muted" }, b.message));
   }
 
   async function setStatus(status) {
