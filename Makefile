@@ -37,6 +37,9 @@ test-postgres: setup system-deps
 
 bench-setup: setup
 	$(VENV)/bin/pip install -q -e '.[dev,bench]'
+	# matrix-synapse, the messenger benchmark's peer, lives in a venv of its own (its pins clash).
+	[ -x $(VENV)-synapse/bin/python ] || $(PYTHON) -m venv $(VENV)-synapse
+	$(VENV)-synapse/bin/pip install -q matrix-synapse
 
 lint: setup
 	$(VENV)/bin/ruff check src tests bench

@@ -8,8 +8,9 @@ Then one message to the channel of the whole force: time until all N devices hav
 
 Part 2 (peer): M Matrix clients long-polling /sync in one room of M members, on
 Tocsin and on Synapse; one sender posts K messages; per-delivery latency and
-throughput, and the ratios. Synapse runs from a separate venv (``--synapse-venv``,
-default /tmp/synapse-venv) with SQLite; skipped with a reason if it cannot run.
+throughput, and the ratios. Synapse runs from a separate venv (``--synapse-venv``, default
+.venv-synapse, made by ``make bench-setup``) with SQLite; skipped with a reason if it cannot
+run.
 
     .venv/bin/python bench/bench_messaging.py [--clients 10000] [--channels 100]
         [--seconds 10] [--senders 8] [--peer-members 200] [--peer-messages 50]
@@ -376,7 +377,7 @@ def main() -> None:
     ap.add_argument("--senders", type=int, default=8)
     ap.add_argument("--peer-members", type=int, default=200)
     ap.add_argument("--peer-messages", type=int, default=50)
-    ap.add_argument("--synapse-venv", type=Path, default=Path("/tmp/synapse-venv"))
+    ap.add_argument("--synapse-venv", type=Path, default=ROOT / ".venv-synapse")
     ap.add_argument("--no-synapse", action="store_true")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="tocsin-bench-msg-"))

@@ -24,6 +24,7 @@ ROUTER_MODULES = [
     "tocsin.geo.basemap_api",
     "tocsin.geo.api",
     "tocsin.operations.api",
+    "tocsin.ledger.api",
 ]
 # Path prefixes that accept bodies larger than the default limit (uploads).
 BODY_LIMIT_OVERRIDES: dict[str, int] = {}
@@ -35,6 +36,7 @@ STARTUP_HOOKS: list[str] = []
 STARTUP_HOOKS.append("tocsin.operations.startup")
 STARTUP_HOOKS.append("tocsin.messaging.hub")
 STARTUP_HOOKS.append("tocsin.dispatch.demo")
+STARTUP_HOOKS.append("tocsin.ledger.service")
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
