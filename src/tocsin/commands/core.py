@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import os
 import sys
 from pathlib import Path
 
@@ -88,8 +87,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     rt.stop()
     if args.no_serve:
         return 0
-    host = args.host or os.environ.get("TOCSIN_HOST", "127.0.0.1")
-    port = args.port or int(os.environ.get("TOCSIN_PORT", "8000"))
+    host = args.host or rt.settings.host  # environment, then the config file
+    port = args.port or rt.settings.port
     print(f"\nTocsin demo: open http://{host}:{port}/")
     print(f"Demo logins (password for all: {demo.DEMO_PASSWORD}):")
     for username, role in logins:
