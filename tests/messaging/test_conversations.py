@@ -7,7 +7,7 @@ import datetime as dt
 
 from sqlalchemy import select
 
-from tests.messaging.helpers import C3, Mx
+from tests.messaging.helpers import C3, Mx, jpeg
 from tocsin.core.events import EventRecord
 from tocsin.messaging.models import Event
 from tocsin.messaging.service import get_service
@@ -208,8 +208,13 @@ def test_alert_with_acknowledgement_update_and_cancel(client, force):
     p1 = Mx(client, "patrol1")
     sync = p1.sync()
     timeline = sync["rooms"]["join"][alert["room_id"]]["timeline"]["events"]
-    shown = next(e for e in timeline if e["type"] == "org.tocsin.alert")
-    assert shown["content"]["body"].startswith("ALERT (missing person): Missing: Aino, 8")
+    # a standard message any Matrix client shows, with the police fields namespaced
+    shown = next(e for e in timeline if e["event_id"] == alert["event_id"])
+    assert shown["type"] == "m.room.message" and shown["content"]["msgtype"] == "m.text"
+    assert shown["content"]["body"] == ("ALERT (missing person): Missing: Aino, 8\n"
+                                        "Red coat, last seen at the station")
+    assert shown["content"]["m.mentions"] == {"room": True}
+    assert shown["content"]["org.tocsin.alert"]["kind"] == "missing_person"
     inv2 = force.headers(client, "inv2")  # outside the area
     assert client.post(f"/api/v1/messaging/alerts/{alert['alert_id']}/ack",
                        headers=inv2).status_code == 403
@@ -222,10 +227,54 @@ def test_alert_with_acknowledgement_update_and_cancel(client, force):
     r = client.post(f"/api/v1/messaging/alerts/{alert['alert_id']}/status",
                     json={"status": "cancelled", "note": "Found safe"}, headers=cmd)
     assert r.json()["status"] == "cancelled" and r.json()["revision"] == 2
-    assert p1.bodies(alert["room_id"]) == []  # updates are alert events, not chat
-    hist = p1.messages(alert["room_id"]).json()["chunk"]
-    assert any(e["type"] == "org.tocsin.alert.update" and
-               e["content"]["org.tocsin.alert"]["status"] == "cancelled" for e in hist)
+    # the update is a notice replying to the alert
+    assert p1.bodies(alert["room_id"]) == [shown["content"]["body"],
+                                           "Alert cancelled: Missing: Aino, 8\nFound safe"]
+    update = p1.messages(alert["room_id"]).json()["chunk"][0]
+    assert update["content"]["msgtype"] == "m.notice"
+    assert update["content"]["m.relates_to"] == {"m.in_reply_to": {
+        "event_id": alert["event_id"]}}
+    assert update["content"]["org.tocsin.alert.update"]["status"] == "cancelled"
+
+
+def test_an_alert_with_a_photo_is_an_image_message_and_alerts_cannot_be_forged(client,
+                                                                                force):
+    cmd = Mx(client, "commander1")
+    up = cmd.upload(jpeg((200, 100)), filename="aino.jpg")
+    assert up.status_code == 200, up.text
+    r = client.post("/api/v1/messaging/alerts", headers=force.headers(client, "commander1"),
+                    json={"kind": "missing_person", "title": "Missing: Aino, 8",
+                          "unit_codes": ["B1111"], "photo": up.json()["content_uri"]})
+    assert r.status_code == 201, r.text
+    alert = r.json()
+    p1 = Mx(client, "patrol1")
+    timeline = p1.sync()["rooms"]["join"][alert["room_id"]]["timeline"]["events"]
+    shown = next(e for e in timeline if e["event_id"] == alert["event_id"])["content"]
+    assert shown["msgtype"] == "m.image" and shown["url"] == up.json()["content_uri"]
+    assert shown["body"] == "ALERT (missing person): Missing: Aino, 8"  # the caption
+    assert shown["filename"] == "aino.jpg" and shown["info"]["mimetype"] == "image/jpeg"
+    assert (shown["info"]["w"], shown["info"]["h"]) == (200, 100)
+    thumb = p1.get("/_matrix/client/v1/media/download/"
+                   + shown["info"]["thumbnail_url"][len("mxc://"):])
+    assert thumb.status_code == 200 and thumb.content[:3] == b"\xff\xd8\xff"
+    # nobody fakes an alert (no acknowledgement tracking behind it) with a plain send
+    room = p1.create_room(name="Patrol")
+    for etype, content in [
+            ("m.room.message", {"msgtype": "m.text", "body": "ALERT: fake",
+                                "org.tocsin.alert": {"kind": "general", "title": "fake"}}),
+            ("m.room.message", {"msgtype": "m.notice", "body": "cancelled",
+                                "org.tocsin.alert.update": {"status": "cancelled"}}),
+            ("org.tocsin.alert", {"body": "fake"})]:
+        forged = p1.send(room, etype=etype, content=content)
+        assert forged.status_code == 403, forged.text
+        assert forged.json()["errcode"] == "M_FORBIDDEN"
+        assert forged.json()["org.tocsin.code"] == "messaging.alert_reserved"
+    mine = p1.send_ok(room, "typo")
+    edit = p1.send(room, content={"msgtype": "m.text", "body": "* x", "m.new_content": {
+        "msgtype": "m.text", "body": "x", "org.tocsin.alert": {}},
+        "m.relates_to": {"rel_type": "m.replace", "event_id": mine}})
+    assert edit.status_code == 403
+    assert p1.bodies(room) == ["typo"]
 
 
 def test_bad_input_is_refused_with_clear_errors_and_nothing_stored(client, force, runtime):

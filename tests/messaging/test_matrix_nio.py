@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from concurrent.futures import ThreadPoolExecutor
 import io
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -67,6 +67,7 @@ async def _scenario(url: str) -> None:
         left = await a.room_send(room, "m.room.message", {"msgtype": "m.text", "body": "x"})
         assert isinstance(left, nio.RoomSendResponse)
         assert isinstance(await b.room_messages(room, start=""), nio.RoomMessagesError)
+        await _alerts_reach_a_standard_client(url, b)
         # logging out (revoking the Tocsin session) cuts the client off
         token = a.access_token
         assert isinstance(await a.logout(), nio.LogoutResponse)
@@ -76,6 +77,37 @@ async def _scenario(url: str) -> None:
     finally:
         await a.close()
         await b.close()
+
+
+async def _alerts_reach_a_standard_client(url: str, b: nio.AsyncClient) -> None:
+    """Broadcast alerts are ordinary messages to nio: text, and a photo with a caption."""
+    async with httpx.AsyncClient(base_url=url) as http:
+        login = await http.post("/api/v1/auth/login", json={"username": "commander1",
+                                                           "password": PASSWORD})
+        cmd = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        photo = await http.post("/_matrix/media/v3/upload", params={"filename": "aino.jpg"},
+                                content=jpeg((120, 90)),
+                                headers={**cmd, "Content-Type": "image/jpeg"})
+        uri = photo.json()["content_uri"]
+        alerts = []
+        for body in ({"kind": "wanted_vehicle", "title": "Blue van ABC-123",
+                      "description": "Armed occupants", "unit_codes": ["B1112"]},
+                     {"kind": "missing_person", "title": "Missing: Aino, 8",
+                      "unit_codes": ["B1112"], "photo": uri}):
+            r = await http.post("/api/v1/messaging/alerts", json=body, headers=cmd)
+            assert r.status_code == 201, r.text
+            alerts.append(r.json())
+    got = await b.sync(timeout=0, since=b.next_batch)
+    events = {e.event_id: e for e in got.rooms.join[alerts[0]["room_id"]].timeline.events}
+    text, image = events[alerts[0]["event_id"]], events[alerts[1]["event_id"]]
+    assert isinstance(text, nio.RoomMessageText), text
+    assert text.body == "ALERT (wanted vehicle): Blue van ABC-123\nArmed occupants"
+    assert "<strong>ALERT (wanted vehicle): Blue van ABC-123</strong>" in text.formatted_body
+    assert isinstance(image, nio.RoomMessageImage), image
+    assert image.body == "ALERT (missing person): Missing: Aino, 8" and image.url == uri
+    assert image.source["content"]["org.tocsin.alert"]["kind"] == "missing_person"
+    dl = await b.download(uri)
+    assert isinstance(dl, nio.DownloadResponse) and dl.body[:3] == b"\xff\xd8\xff"
 
 
 def test_matrix_nio_client_end_to_end(node):

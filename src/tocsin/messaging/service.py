@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import html
 import json
 import re
 import secrets
@@ -64,8 +65,10 @@ access.register_kind("alert", read=ALL_ROLES, write=ALERT_ROLES, scope="force")
 
 ALERT_KINDS = ("missing_person", "wanted_person", "wanted_vehicle", "imminent_danger",
                "general")
-ALERT_TYPE = "org.tocsin.alert"
-ALERT_UPDATE_TYPE = "org.tocsin.alert.update"
+# Alerts are ``m.room.message`` events carrying these keys (see ``_alert_content``);
+# only the alerts API may set them.
+ALERT_KEY = "org.tocsin.alert"
+ALERT_UPDATE_KEY = "org.tocsin.alert.update"
 SCENE_KEY = "org.tocsin.scene"
 PRIORITY_KEY = "org.tocsin.priority"
 STATE_TYPES = {"m.room.create", "m.room.name", "m.room.topic", "m.room.member",
@@ -494,6 +497,12 @@ class MessagingService:
         if txn_id is not None and (len(txn_id) > 100 or not txn_id):
             raise BadInput("transaction id must be 1-100 characters", code="messaging.bad_txn")
         body = self._validate_content(etype, content)
+        new_content = content.get("m.new_content")
+        if etype.startswith(ALERT_KEY) or any(
+                k in c for c in (content, new_content if isinstance(new_content, dict) else {})
+                for k in (ALERT_KEY, ALERT_UPDATE_KEY)):
+            raise Forbidden("alerts are sent with the alerts API, not as messages",
+                            code="messaging.alert_reserved")
         session_id = principal.session_id
         # A replayed client message (same device, same transaction id) returns the first event.
         if txn_id and session_id:
@@ -1052,19 +1061,14 @@ class MessagingService:
             for u in units:
                 access.require(principal, "write", Resource("alert", u.path))
             room = self._broadcast_room(s, principal, units)
-            content: dict[str, Any] = {
-                "msgtype": "m.text", "body": f"ALERT ({kind.replace('_', ' ')}): {title}\n"
-                                             f"{description}",
-                "org.tocsin.alert": {"kind": kind, "title": title, "description": description,
-                                     "photo": photo_mxc, "units": codes, "status": "active",
-                                     "revision": 1, "area": area, "source": source},
-                PRIORITY_KEY: priority}
-            if photo_mxc:
-                content["url"] = photo_mxc
-            ev = self._append(s, room, principal.user_id, ALERT_TYPE, content,
+            content = self._alert_content(s, priority, {
+                "kind": kind, "title": title, "description": description, "photo": photo_mxc,
+                "units": codes, "status": "active", "revision": 1, "area": area,
+                "source": source})
+            ev = self._append(s, room, principal.user_id, "m.room.message", content,
                               session_id=principal.session_id,
                               search_text=f"{title}\n{description}".lower())
-            self._attach_media(s, room, principal, {"url": photo_mxc} if photo_mxc else {})
+            self._attach_media(s, room, principal, content)
             alert = Alert(id=secrets.token_urlsafe(12), room_id=room.id, event_id=ev.event_id,
                           kind=kind, title=title, status="active", revision=1,
                           audience_count=self.member_count(s, room),
@@ -1076,6 +1080,36 @@ class MessagingService:
                                 payload={"alert_id": alert.id, "kind": kind,
                                          "room_id": room.id, "units": codes}))
             return alert
+
+    def _alert_content(self, s: Session, priority: int, fields: dict) -> dict[str, Any]:
+        """An alert as a standard ``m.room.message``: any Matrix client shows its text
+        (``m.text``) or its photo with the text as caption (``m.image`` with a
+        ``filename``), and notifies the whole room; the police fields ride along under
+        ``org.tocsin.alert``, which Tocsin's client reads."""
+        kind, title, description = fields["kind"], fields["title"], fields["description"]
+        photo_mxc = fields["photo"]
+        headline = f"ALERT ({kind.replace('_', ' ')}): {title}"
+        html_desc = html.escape(description).replace("\n", "<br>")
+        content: dict[str, Any] = {
+            "msgtype": "m.text", "body": headline + (f"\n{description}" if description else ""),
+            "format": "org.matrix.custom.html",
+            "formatted_body": f"<p><strong>{html.escape(headline)}</strong></p>"
+                              + (f"<p>{html_desc}</p>" if description else ""),
+            "m.mentions": {"room": True}, ALERT_KEY: fields, PRIORITY_KEY: priority}
+        if photo_mxc:
+            media_id = self.media_id_from_mxc(photo_mxc)
+            media = s.get(Media, media_id) if media_id else None
+            if media is None:
+                raise BadInput("attached media does not exist", code="media.not_found")
+            info: dict[str, Any] = {"mimetype": media.content_type, "size": media.size}
+            if media.width and media.height:
+                info.update(w=media.width, h=media.height)
+            if media.thumbnail_id:
+                info["thumbnail_url"] = self.mxc(media.thumbnail_id)
+            content.update(msgtype="m.image" if media.content_type.startswith("image/")
+                           else "m.file", url=photo_mxc, info=info,
+                           filename=media.filename or "alert-photo")
+        return content
 
     def _root_code(self) -> str:
         with self.db.read() as s:
@@ -1111,15 +1145,15 @@ class MessagingService:
             access.require(principal, "write", Resource("alert", self.rt.units.path(
                 room.unit_id) if room.unit_id else None))
             alert.status, alert.revision, alert.updated_at = status, alert.revision + 1, utcnow()
-            self._append(s, room, principal.user_id, ALERT_UPDATE_TYPE, {
+            # A notice replying to the alert: shown as such by any Matrix client.
+            self._append(s, room, principal.user_id, "m.room.message", {
                 "msgtype": "m.notice", "body": f"Alert {status}: {alert.title}"
                                                + (f"\n{note}" if note else ""),
-                "org.tocsin.alert": {"status": status, "note": note,
-                                     "revision": alert.revision},
-                "m.relates_to": {"rel_type": "org.tocsin.alert.update",
-                                 "event_id": alert.event_id}},
+                ALERT_UPDATE_KEY: {"alert_id": alert.id, "status": status, "note": note,
+                                   "revision": alert.revision},
+                "m.relates_to": {"m.in_reply_to": {"event_id": alert.event_id}}},
                 session_id=principal.session_id, relates_to=alert.event_id,
-                rel_type="org.tocsin.alert.update")
+                rel_type="m.reply")
             emit(s, DomainEvent(type="messaging.alert.updated", actor_id=principal.user_id,
                                 unit_id=room.unit_id, record_kind="alert", record_id=alert.id,
                                 payload={"alert_id": alert.id, "status": status}))

@@ -122,7 +122,7 @@
     if (e.unsigned && e.unsigned.redacted_because) {
       return el("li", { class: "redacted", "data-event": e.event_id }, "message deleted");
     }
-    if (e.type === "org.tocsin.alert") return alertCard(e);
+    if (isAlert(e)) return alertCard(e);
     if (e.type === "m.room.member") return el("li", { class: "muted" }, `${e.state_key.slice(1).split(":")[0]}: ${c.membership}`);
     if (e.type !== "m.room.message" && e.type !== "org.tocsin.alert.update") return null;
     const body = (edits[e.event_id] && edits[e.event_id].body) || c.body || "";
@@ -243,11 +243,26 @@
   }
   async function ack(id) { await Tocsin.api("POST", `/api/v1/messaging/alerts/${id}/ack`); await loadAlerts(); }
 
+  // An alert is an m.room.message carrying "org.tocsin.alert" (older servers: its own
+  // event type); its updates are notices replying to it with "org.tocsin.alert.update".
+  function isAlert(e) {
+    return e.type === "org.tocsin.alert" || (e.type === "m.room.message" && !!(e.content || {})["org.tocsin.alert"]);
+  }
+  function isAlertUpdate(e) {
+    return e.type === "org.tocsin.alert.update" || (e.type === "m.room.message" && !!(e.content || {})["org.tocsin.alert.update"]);
+  }
+
   function alertCard(e) {
     const a = e.content["org.tocsin.alert"] || {};
     const li = el("li", { class: "alert-card", "data-event": e.event_id },
       el("strong", {}, "ALERT: " + (a.title || "")), el("div", {}, a.description || ""));
-    if (a.photo) { const img = el("img", { class: "thumb", alt: a.title || "alert photo" }); showMedia(img, a.photo); li.appendChild(img); }
+    if (a.photo) {
+      const img = el("img", { class: "thumb", alt: a.title || "alert photo" });
+      const info = e.content.info || {};
+      showMedia(img, info.thumbnail_url || a.photo);
+      img.onclick = () => showMedia(img, a.photo);
+      li.appendChild(img);
+    }
     return li;
   }
 
@@ -331,7 +346,7 @@
         const t = tl.find((x) => x.event_id === e.redacts);
         if (t) t.unsigned = Object.assign({}, t.unsigned, { redacted_because: { event_id: e.event_id } });
       }
-      if (e.type === "org.tocsin.alert" || e.type === "org.tocsin.alert.update") loadAlerts();
+      if (isAlert(e) || isAlertUpdate(e)) loadAlerts();
       if (e.type === "m.room.member" && e.state_key === myMx && e.content.membership !== "join") {
         delete timelines[msg.room_id];
         if (current === msg.room_id) { current = null; $("timeline").replaceChildren(); $("composer").hidden = true; }
