@@ -1,4 +1,5 @@
-"""The field-safety page in a real browser: a briefing from a point, the review queue."""
+"""The field-safety page in a real browser: a briefing from a point and from an address
+with an expected person, the review queue."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from tests.browser import log_in
 from tests.conftest import PASSWORD
 from tests.servers import Node
 from tocsin.safety import service
-from tocsin.safety.schemas import FlagIn
+from tocsin.safety.schemas import FlagIn, IdentityRecordIn
 
 pytestmark = pytest.mark.e2e
 
@@ -44,5 +45,15 @@ def test_briefing_and_review_queue_in_the_browser(browser, force, node):
     assert page.locator("#briefing-flags b").count() == 0
     page.click("#review .flag button:has-text('Confirm')")
     page.wait_for_selector("#review p.muted")  # nothing left to review
+    # by address, with someone expected there known by name and birth date only
+    service.add_record(rt, force.principal("patrol1"), IdentityRecordIn(
+        source="rms", given_names="Jean-Pierre", surname="Dupont", birth_date="1981-03-04"))
+    page.fill("#address", "bulevardi 1")
+    page.fill("#expected", "Jean Pierre; Dupond; 04/03/1981")
+    page.click("#briefing-button")
+    page.wait_for_selector("#briefing-located")
+    assert page.inner_text("#briefing-located").startswith("Bulevardi 1")
+    assert "Fortified door" in page.inner_text("#briefing-flags")
+    assert "matches expected person 1" in page.inner_text("#briefing-persons")
     assert errors == []
     page.close()

@@ -10,6 +10,7 @@ from tocsin.core.errors import BadInput
 from tocsin.core.http import PrincipalDep, RuntimeDep
 from tocsin.safety import service
 from tocsin.safety.schemas import (
+    BriefingIn,
     FlagIn,
     FlagReviewIn,
     IdentityRecordIn,
@@ -34,12 +35,24 @@ def _ids(text: str | None) -> list[int]:
 
 @router.get("/briefing")
 def briefing(rt: RuntimeDep, principal: PrincipalDep,
-             lat: Annotated[float, Query(ge=-90, le=90)],
-             lon: Annotated[float, Query(ge=-180, le=180)],
+             lat: Annotated[float | None, Query(ge=-90, le=90)] = None,
+             lon: Annotated[float | None, Query(ge=-180, le=180)] = None,
+             address: Annotated[str | None, Query(min_length=1, max_length=300)] = None,
              radius: Annotated[float, Query()] = 50,
              persons: Annotated[str | None, Query(max_length=400)] = None) -> dict[str, Any]:
+    """A briefing for a point or an address. Expected persons known by name and birth
+    date go in the body of ``POST /briefing`` (names stay out of URLs and logs)."""
+    if (lat is None) != (lon is None):
+        raise BadInput("give both lat and lon, or neither", code="safety.briefing.bad_point")
     return service.briefing_for(rt, principal, lat, lon, radius_m=radius,
-                                person_ids=_ids(persons))
+                                person_ids=_ids(persons), address=address)
+
+
+@router.post("/briefing")
+def briefing_post(body: BriefingIn, rt: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
+    return service.briefing_for(rt, principal, body.lat, body.lon, radius_m=body.radius_m,
+                                person_ids=body.person_ids, address=body.address,
+                                expected=body.expected)
 
 
 @router.post("/persons", status_code=201)

@@ -59,6 +59,34 @@ class IdentityRecordIn(StrictModel):
     phone: Annotated[str, Field(max_length=40)] | None = None
 
 
+class ExpectedPersonIn(StrictModel):
+    """Someone expected at the address, known by name and birth date, not by id."""
+
+    given_names: PersonName
+    surname: PersonName
+    birth_date: Annotated[str, Field(max_length=40)] | None = None
+
+
+class BriefingIn(StrictModel):
+    """A briefing for a point, or for an address (geocoded), and the persons expected."""
+
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    lon: float | None = Field(default=None, ge=-180, le=180)
+    address: Annotated[str, Field(min_length=1, max_length=300),
+                       AfterValidator(_single_line)] | None = None
+    radius_m: float = 50
+    person_ids: list[int] = Field(default_factory=list, max_length=100)
+    expected: list[ExpectedPersonIn] = Field(default_factory=list, max_length=100)
+
+    @model_validator(mode="after")
+    def _where(self) -> BriefingIn:
+        if (self.lat is None) != (self.lon is None):
+            raise ValueError("give both lat and lon, or neither")
+        if self.lat is None and not self.address:
+            raise ValueError("give a point (lat, lon) or an address")
+        return self
+
+
 class MergeIn(StrictModel):
     target_id: int
     source_id: int

@@ -62,6 +62,7 @@ access.register_kind("risk_flag_review", read=["commander"], write=["commander"]
 access.register_kind("place", read=OPERATIONAL, write=FIELD_WRITERS, scope="force")
 
 MAX_BRIEFING_PERSONS = 20
+EXPECTED_MATCHES = 3  # persons shown per expected (name, birth date), most likely first
 BRIEFING_OPERATIONS = 8
 BRIEFING_FLAGS = 12
 BRIEFING_PLACES = 50
@@ -297,20 +298,31 @@ def add_record(rt: Runtime, principal: Principal, body: IdentityRecordIn,
                 "name_flags": norm["flags"], "suggestions": suggestions}
 
 
-def _suggest(rt: Runtime, s: Session, principal: Principal, person: SafetyPerson,
-             query: dict[str, Any]) -> list[dict[str, Any]]:
-    """Persons the engine finds likely to be this one become merge suggestions."""
-    hits = directory(rt).lookup(s, query, min_probability=matching.SUGGEST_PROBABILITY)
+def matching_persons(rt: Runtime, s: Session, query: dict[str, Any], *, top_k: int = 20,
+                     min_probability: float = matching.SEARCH_PROBABILITY
+                     ) -> dict[int, tuple[float, list[Any]]]:
+    """Active persons the engine finds for an identity query, best first: each person
+    (merges followed) -> (probability, explanation) of its best matching record."""
+    hits = directory(rt).lookup(s, query, top_k=top_k, min_probability=min_probability)
     owners = dict(s.execute(select(SafetyIdentityRecord.id, SafetyIdentityRecord.person_id)
                             .where(SafetyIdentityRecord.id.in_([h[0] for h in hits]))).all())
     canon = canonical_ids(s, list(set(owners.values())))
-    out = []
-    seen: set[int] = set()
+    best: dict[int, tuple[float, list[Any]]] = {}
     for rec_id, prob, why in hits:  # best first
-        target = canon.get(owners.get(rec_id, -1))
-        if target is None or target == person.id or target in seen:
+        c = canon.get(owners.get(rec_id, -1))
+        if c is not None and c not in best:
+            best[c] = (prob, why)
+    return best
+
+
+def _suggest(rt: Runtime, s: Session, principal: Principal, person: SafetyPerson,
+             query: dict[str, Any]) -> list[dict[str, Any]]:
+    """Persons the engine finds likely to be this one become merge suggestions."""
+    found = matching_persons(rt, s, query, min_probability=matching.SUGGEST_PROBABILITY)
+    out = []
+    for target, (prob, why) in found.items():
+        if target == person.id:
             continue
-        seen.add(target)
         a, b = sorted((person.id, target))
         existing = s.scalar(select(SafetyMergeSuggestion).where(
             SafetyMergeSuggestion.person_a_id == a, SafetyMergeSuggestion.person_b_id == b))
@@ -504,15 +516,7 @@ def search_persons(rt: Runtime, principal: Principal, given_names: str, surname:
     norm = matching.normalise(given_names, surname, birth_date, None)
     query = matching.engine_record("?", given_names, surname, norm["birth_date"], None)
     with rt.db.session() as s:
-        hits = directory(rt).lookup(s, query, top_k=50)
-        owners = dict(s.execute(select(SafetyIdentityRecord.id, SafetyIdentityRecord.person_id)
-                                .where(SafetyIdentityRecord.id.in_([h[0] for h in hits]))).all())
-        canon = canonical_ids(s, list(set(owners.values())))
-        best: dict[int, tuple[float, list[Any]]] = {}
-        for rec_id, prob, why in hits:
-            c = canon.get(owners.get(rec_id, -1))
-            if c is not None and c not in best:
-                best[c] = (prob, why)
+        best = matching_persons(rt, s, query, top_k=50)
         persons = {p.id: p for p in s.scalars(select(SafetyPerson).where(
             SafetyPerson.id.in_(list(best)),
             access.readable_units_clause(principal, "person", SafetyPerson.unit_id,
@@ -755,20 +759,75 @@ def _op_out(op: SafetyOperation, place: SafetyPlace | None) -> dict[str, Any]:
 
 # ----------------------------------------------------------------------------- briefing
 
-def briefing_for(runtime: Runtime, principal: Principal, lat: float, lon: float,
-                 radius_m: float = 50, person_ids: list[int] | None = None) -> dict[str, Any]:
-    """What an officer must know before going to (lat, lon): prior operations there
-    (recent first), risk flags on the places and on the persons linked to them or
-    expected there, with reasons and sources; only what ``principal`` may see, and
-    how many items were withheld. The read is recorded as an event."""
-    _validate_point(lat, lon)
+def _geocode(rt: Runtime, address: str) -> Any:
+    """The platform geocoder's best candidate for ``address`` (``None``: no match)."""
+    from tocsin.geo.service import get_geo
+
+    found = get_geo(rt).search(address, limit=1)
+    return found[0] if found else None
+
+
+def _briefing_location(rt: Runtime, lat: float | None, lon: float | None,
+                       address: str | None) -> tuple[float, float, dict[str, Any] | None]:
+    """(lat, lon, how the address was located) for a briefing.
+
+    A point is used as given. An address is first looked up among the places
+    field safety already knows (the same normalised address: where the operations
+    and flags asked about were recorded), then in the platform's geocoder."""
+    if lat is not None and lon is not None:
+        _validate_point(lat, lon)
+        return lat, lon, None
+    if not address or not address.strip():
+        raise BadInput("give a point (lat, lon) or an address",
+                       code="safety.briefing.location_required")
+    key = matching.address_key(address)
+    with rt.db.read() as s:
+        known = s.scalar(select(SafetyPlace).where(SafetyPlace.address_key == key))
+    if known is not None:
+        return known.lat, known.lon, {"by": "known_place", "label": known.address,
+                                      "place_id": known.id, "approximate": False}
+    c = _geocode(rt, address)
+    if c is None:
+        raise BadInput(f"no address matches {address!r}",
+                       code="safety.briefing.address_not_found", details={"address": address})
+    return c.lat, c.lon, {"by": "geocoder", "label": c.label, "kind": c.kind,
+                          "score": round(float(c.score), 3),
+                          "approximate": bool(c.approximate or c.kind != "address")}
+
+
+def _expected_queries(expected: list[Any]) -> list[dict[str, Any]]:
+    """Identity queries for the engine from (name, birth date) of the expected persons."""
+    out = []
+    for e in expected:
+        norm = matching.normalise(e.given_names, e.surname, e.birth_date, None)
+        out.append({"given_names": e.given_names, "surname": e.surname,
+                    "birth_date": norm["birth_date"],
+                    "query": matching.engine_record("?", e.given_names, e.surname,
+                                                    norm["birth_date"], None)})
+    return out
+
+
+def briefing_for(runtime: Runtime, principal: Principal, lat: float | None = None,
+                 lon: float | None = None, radius_m: float = 50,
+                 person_ids: list[int] | None = None, *, address: str | None = None,
+                 expected: list[Any] | None = None) -> dict[str, Any]:
+    """What an officer must know before going to (lat, lon), or to ``address``
+    (geocoded): prior operations there (recent first), risk flags on the places and
+    on the persons linked to them or expected there, with reasons and sources; only
+    what ``principal`` may see, and how many items were withheld. Expected persons
+    are given by id (``person_ids``) or by name and birth date (``expected``, items
+    with ``given_names``, ``surname``, ``birth_date``), found by the resolve engine;
+    each match says how likely it is. The read is recorded as an event."""
+    lat, lon, located = _briefing_location(runtime, lat, lon, address)
     if not (1 <= radius_m <= geo.MAX_RADIUS_M):
         raise BadInput(f"radius must be between 1 and {geo.MAX_RADIUS_M:.0f} m",
                        code="safety.briefing.bad_radius")
     person_ids = list(dict.fromkeys(person_ids or []))
-    if len(person_ids) > MAX_BRIEFING_PERSONS:
+    expected = list(expected or [])
+    if len(person_ids) + len(expected) > MAX_BRIEFING_PERSONS:
         raise BadInput(f"at most {MAX_BRIEFING_PERSONS} expected persons",
                        code="safety.briefing.too_many_persons")
+    queries = _expected_queries(expected)
     rt, now = runtime, utcnow()
     with rt.db.session() as s:
         near = _places_near(s, lat, lon, radius_m, BRIEFING_PLACES + 1)
@@ -815,7 +874,13 @@ def briefing_for(runtime: Runtime, principal: Principal, lat: float, lon: float,
                     .where(SafetyOperationPerson.operation_id.in_(select(recent_visible.c.id)))):
                 roles_by_op.setdefault(op_id, []).append((pid, role))
                 linked.setdefault(pid, set()).add(role)
-        canon = canonical_ids(s, list(set(person_ids) | set(linked)))
+        matched: dict[int, dict[str, Any]] = {}  # person -> its best match among the queries
+        for i, q in enumerate(queries):
+            q["found"] = matching_persons(rt, s, q["query"], top_k=EXPECTED_MATCHES)
+            for pid, (prob, why) in q["found"].items():
+                if pid not in matched or matched[pid]["probability"] < prob:
+                    matched[pid] = {"query": i, "probability": prob, "explanation": why}
+        canon = canonical_ids(s, list(set(person_ids) | set(linked) | set(matched)))
         unknown = [i for i in person_ids if i not in canon]
         if unknown:
             raise NotFound(f"no person {unknown[0]}", code="safety.person.not_found",
@@ -823,6 +888,8 @@ def briefing_for(runtime: Runtime, principal: Principal, lat: float, lon: float,
         subjects: dict[int, dict[str, Any]] = {}
         for pid in person_ids:
             subjects.setdefault(canon[pid], {"expected": True, "roles": set()})
+        for pid, match in matched.items():
+            subjects.setdefault(pid, {"expected": True, "roles": set()})["match"] = match
         for pid, roles in linked.items():
             if pid in canon:
                 subj = subjects.setdefault(canon[pid], {"expected": False, "roles": set()})
@@ -867,12 +934,20 @@ def briefing_for(runtime: Runtime, principal: Principal, lat: float, lon: float,
 
         person_out = []
         for pid in sorted(readable, key=lambda i: (not subjects[i]["expected"], i)):
-            person_out.append({"id": pid, **_display(recs.get(pid, [])),
-                               "expected": subjects[pid]["expected"],
-                               "roles_here": sorted(subjects[pid]["roles"]),
-                               "flags": [f["id"] for f in shown_flags
-                                         if f["subject"].get("id") == pid
-                                         and f["subject"]["kind"] == "person"]})
+            item = {"id": pid, **_display(recs.get(pid, [])),
+                    "expected": subjects[pid]["expected"],
+                    "roles_here": sorted(subjects[pid]["roles"]),
+                    "flags": [f["id"] for f in shown_flags
+                              if f["subject"].get("id") == pid
+                              and f["subject"]["kind"] == "person"]}
+            if "match" in subjects[pid]:
+                item["match"] = subjects[pid]["match"]
+            person_out.append(item)
+        expected_out = [{"given_names": q["given_names"], "surname": q["surname"],
+                         "birth_date": q["birth_date"],
+                         "person_ids": [i for i in q["found"] if i in readable],
+                         "withheld": sum(i not in readable for i in q["found"])}
+                        for q in queries]
         op_out = []
         for op in ops:
             item = _op_out(op, place_by_id[op.place_id][0])
@@ -894,7 +969,9 @@ def briefing_for(runtime: Runtime, principal: Principal, lat: float, lon: float,
         else:
             summary.append(f"no prior operation you may see within {radius_m:.0f} m")
         result = {
-            "query": {"lat": lat, "lon": lon, "radius_m": radius_m, "person_ids": person_ids},
+            "query": {"lat": lat, "lon": lon, "radius_m": radius_m, "person_ids": person_ids,
+                      "address": address, "located": located},
+            "expected": expected_out,
             "generated_at": now.isoformat(),
             "summary": summary,
             "flags": shown_flags, "flags_truncated": flags_truncated,
@@ -909,8 +986,8 @@ def briefing_for(runtime: Runtime, principal: Principal, lat: float, lon: float,
                                      if n_withheld else None)},
         }
         _event(s, principal, "safety.briefing.read", None, None, principal.unit_id,
-               lat=lat, lon=lon, radius_m=radius_m, person_ids=person_ids,
-               flag_ids=[f["id"] for f in shown_flags], operation_ids=[o["id"] for o in op_out],
+               lat=lat, lon=lon, radius_m=radius_m, person_ids=person_ids, address=address,
+               expected=len(queries), expected_matched=sorted(matched), flag_ids=[f["id"] for f in shown_flags], operation_ids=[o["id"] for o in op_out],
                person_ids_shown=[p["id"] for p in person_out], withheld=n_withheld)
         return result
 

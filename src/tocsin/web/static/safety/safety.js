@@ -1,5 +1,6 @@
 "use strict";
-// Field safety page: click the map (or type a point) -> briefing; commanders get the review queue.
+// Field safety page: click the map, type a point or an address -> briefing (expected persons
+// by id, or by name and birth date); commanders get the review queue.
 (function () {
   const $ = (id) => document.getElementById(id);
   const el = (...a) => Tocsin.el(...a);
@@ -30,24 +31,60 @@
       el("div", { id: "briefing-flags" }, b.flags.map(flagItem)),
       el("h3", {}, "Prior operations, recent first"),
       el("ul", { class: "ops", id: "briefing-ops" }, ops),
+      b.query.located ? el("p", { class: "muted", id: "briefing-located" },
+        `${b.query.located.label || b.query.address}`
+        + (b.query.located.approximate ? " (approximate location)" : "")) : null,
       b.persons.length ? el("h3", {}, "Persons") : null,
-      el("ul", {}, b.persons.map((p) => el("li", {},
+      el("ul", { id: "briefing-persons" }, b.persons.map((p) => el("li", {},
         `${p.name || "?"}${p.birth_date ? " (" + p.birth_date + ")" : ""}`,
-        p.roles_here.length ? el("span", { class: "muted" }, " — " + p.roles_here.join(", ")) : null))));
+        p.match ? el("span", { class: "muted" },
+          ` — matches expected person ${p.match.query + 1}, ${Math.round(p.match.probability * 100)}%`) : null,
+        p.roles_here.length ? el("span", { class: "muted" }, " — " + p.roles_here.join(", ")) : null))),
+      (b.expected || []).some((e) => !e.person_ids.length && !e.withheld)
+        ? el("p", { class: "muted" }, "No record for: " + b.expected
+          .filter((e) => !e.person_ids.length && !e.withheld)
+          .map((e) => `${e.given_names} ${e.surname}`).join(", ")) : null);
+  }
+
+  // "Given names; surname; birth date", one person a line.
+  function expectedPersons() {
+    return $("expected").value.split("\n").map((l) => l.split(";").map((x) => x.trim()))
+      .filter((f) => f[0] || f[1])
+      .map(([given_names, surname, birth_date]) => ({ given_names, surname: surname || "",
+        ...(birth_date ? { birth_date } : {}) }));
+  }
+
+  function addAddressFields() {
+    const form = $("briefing-form");
+    for (const id of ["lat", "lon"]) $(id).required = false;
+    const field = (label, input) => el("label", {}, label, " ", input);
+    form.insertBefore(field("Address", el("input", { id: "address", placeholder: "Mannerheimintie 5" })),
+      form.firstChild);
+    form.insertBefore(field("Expected persons (given names; surname; birth date, one a line)",
+      el("textarea", { id: "expected", rows: "2", placeholder: "Jean-Pierre; Dupont; 04/03/1981" })),
+      $("briefing-button"));
   }
 
   async function brief(lat, lon) {
     $("briefing-error").textContent = "";
     const radius = $("radius").value || 50;
     const persons = $("persons").value.trim();
-    let url = `/api/v1/safety/briefing?lat=${lat}&lon=${lon}&radius=${radius}`;
-    if (persons) url += "&persons=" + encodeURIComponent(persons);
+    const body = { radius_m: Number(radius), expected: expectedPersons() };
+    if (lat === null) body.address = $("address").value.trim();
+    else Object.assign(body, { lat, lon });
+    let b;
     try {
-      render(await Tocsin.api("GET", url));
+      body.person_ids = persons ? persons.split(",").filter((x) => x.trim()).map((x) => {
+        if (!/^\s*\d+\s*$/.test(x)) throw new Error("expected persons: ids separated by commas");
+        return Number(x);
+      }) : [];
+      b = await Tocsin.api("POST", "/api/v1/safety/briefing", body);
+      render(b);
     } catch (err) {
       $("briefing-error").textContent = err.message;
       return;
     }
+    lat = b.query.lat; lon = b.query.lon;
     if (map) {
       if (marker) marker.remove();
       if (circle) circle.remove();
@@ -82,8 +119,14 @@
   document.addEventListener("DOMContentLoaded", async () => {
     if (!Tocsin.requireLogin()) return;
     await Tocsin.renderTopbar("Field safety");
+    addAddressFields();
     $("briefing-form").addEventListener("submit", (ev) => {
       ev.preventDefault();
+      if ($("address").value.trim()) return brief(null, null);  // an address wins over the point
+      if (!$("lat").value.trim() || !$("lon").value.trim()) {
+        $("briefing-error").textContent = "give a point or an address";
+        return;
+      }
       brief(Number($("lat").value), Number($("lon").value));
     });
     try {
@@ -91,6 +134,7 @@
       map.on("click", (e) => {
         $("lat").value = e.latlng.lat.toFixed(6);
         $("lon").value = e.latlng.lng.toFixed(6);
+        $("address").value = "";
         brief(e.latlng.lat, e.latlng.lng);
       });
     } catch (e) { /* the briefing form works without the map */ }
