@@ -4,6 +4,8 @@ messages, nor through the amount of work the server does for hidden content."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from sqlalchemy import event, select, update
 
@@ -55,7 +57,9 @@ def test_same_sql_work_whether_hidden_content_exists_or_not(client, force, hidde
     seen: list[str] = []
 
     def count(_conn, _cur, statement, _params, _ctx, _many):
-        seen.append(statement)
+        # the request's statements only: the ledger's sealer thread runs when it likes
+        if threading.current_thread().name != "tocsin-ledger":
+            seen.append(statement)
 
     event.listen(engine, "before_cursor_execute", count)
     try:

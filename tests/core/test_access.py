@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from sqlalchemy import select
 
 from tocsin.core import access
-from tocsin.core.access import Resource
-from tocsin.core.identity.models import Share, Unit, User
+from tocsin.core.access import Grants, Resource
+from tocsin.core.database import utcnow
+from tocsin.core.errors import BadInput
+from tocsin.core.identity.models import Unit, User
 
 access.register_kind("test_note", read=["investigator", "commander"], write=["investigator"])
 access.register_kind("test_alert", read=["patrol_officer", "commander"], write=["commander"],
@@ -70,20 +74,76 @@ def test_require_raises_without_leaking(force):
     assert "secret-42" not in err.value.message
 
 
-def test_sql_clause_agrees_with_decide(force):
-    """For every user and every unit, the SQL filter and ``decide`` give the same answer."""
+def test_a_read_share_lets_read_only_a_write_share_lets_write(force):
     rt = force.runtime
+    inv2, patrol = force.principal("inv2"), force.principal("patrol1")
+    d11 = _path(rt, "D11")
+    read_user = Resource("test_note", d11).with_grants(Grants(user_ids=frozenset({inv2.user_id})))
+    assert access.decide(inv2, "read", read_user)
+    assert not access.decide(inv2, "write", read_user)
+    read_unit = Resource("test_note", d11).with_grants(Grants(unit_paths=(_path(rt, "C111"),)))
+    assert access.decide(patrol, "read", read_unit)
+    assert not access.decide(patrol, "write", read_unit)
+    write_user = Resource("test_note", d11).with_grants(
+        Grants(write_user_ids=frozenset({inv2.user_id})))
+    assert access.decide(inv2, "write", write_user).reason == "shared with user"
+    assert access.decide(inv2, "read", write_user)  # a write share lets read too
+    write_unit = Resource("test_note", d11).with_grants(
+        Grants(write_unit_paths=(_path(rt, "C111"),)))
+    assert access.decide(patrol, "write", write_unit).reason == "shared with unit"
+    assert access.decide(patrol, "read", write_unit)
+    assert not access.decide(inv2, "write", write_unit)
+
+
+def test_grants_of_reads_each_share_action_and_skips_expired(force):
+    rt = force.runtime
+    inv2, patrol, caller = (force.principal(u) for u in ("inv2", "patrol1", "calltaker"))
     with rt.db.session() as s:
-        s.add(Share(record_kind="user", record_id=str(force.users["inv2"]),
-                    grantee_user_id=force.users["patrol1"]))
+        c111 = s.scalar(select(Unit.id).where(Unit.code == "C111"))
+        access.grant(s, "test_note", "n1", user_id=inv2.user_id)  # read by default
+        access.grant(s, "test_note", "n1", unit_id=c111, action="write")
+        access.grant(s, "test_note", "n1", user_id=caller.user_id, action="write",
+                     expires_at=utcnow() - dt.timedelta(seconds=1))
+        with pytest.raises(BadInput):
+            access.grant(s, "test_note", "n1", user_id=inv2.user_id, action="delete")
+        with pytest.raises(BadInput):
+            access.grant(s, "test_note", "n1")
+    with rt.db.read() as s:
+        note = Resource("test_note", _path(rt, "D11"), id="n1").with_grants(
+            access.grants_of(s, "test_note", "n1"))
+        users, paths = access.shares_of(s, "test_note", "n1")
+    assert access.decide(inv2, "read", note) and not access.decide(inv2, "write", note)
+    assert access.decide(patrol, "write", note)
+    assert not access.decide(caller, "read", note)  # expired
+    assert users == {inv2.user_id} and paths == (_path(rt, "C111"),)
+
+
+def test_sql_clause_agrees_with_decide(force):
+    """For every user, unit and action, the SQL filters and ``decide`` give the same
+    answer, whatever the shares: read or write, to a user or a unit, live or expired."""
+    rt = force.runtime
+    past = utcnow() - dt.timedelta(days=1)
+    with rt.db.session() as s:
+        unit = {u.code: u.id for u in s.scalars(select(Unit))}
+        access.grant(s, "user", str(force.users["inv2"]), user_id=force.users["patrol1"])
+        access.grant(s, "user", str(force.users["inv1"]), user_id=force.users["patrol2"],
+                     action="write")
+        access.grant(s, "user", str(force.users["admin"]), unit_id=unit["C111"],
+                     action="write")
+        access.grant(s, "user", str(force.users["analyst"]), unit_id=unit["R2"])
+        access.grant(s, "user", str(force.users["auditor"]), user_id=force.users["inv2"],
+                     action="write", expires_at=past)
+        access.grant(s, "user", str(force.users["radmin"]), unit_id=unit["NAT"],
+                     expires_at=past)
+    clauses = {"read": access.readable_units_clause, "write": access.writable_units_clause}
     with rt.db.read() as s:
         users = list(s.scalars(select(User)))
+        grants = {u.id: access.grants_of(s, "user", str(u.id)) for u in users}
         for viewer in users:
             p = force.principal(viewer.username)
-            visible = set(s.scalars(select(User.id).where(
-                access.readable_units_clause(p, "user", User.unit_id, User.id))))
-            shares = {u.id: access.shares_of(s, "user", str(u.id)) for u in users}
-            expected = {u.id for u in users if access.decide(
-                p, "read", Resource("user", u.unit.path, shared_user_ids=shares[u.id][0],
-                                    shared_unit_paths=shares[u.id][1]))}
-            assert visible == expected, viewer.username
+            for action, clause in clauses.items():
+                visible = set(s.scalars(select(User.id).where(
+                    clause(p, "user", User.unit_id, User.id))))
+                expected = {u.id for u in users if access.decide(
+                    p, action, Resource("user", u.unit.path).with_grants(grants[u.id]))}
+                assert visible == expected, (viewer.username, action)

@@ -41,7 +41,7 @@ from tocsin.core.access import Principal, Resource
 from tocsin.core.database import utcnow
 from tocsin.core.errors import BadInput, Conflict, Forbidden, NotFound
 from tocsin.core.events import DomainEvent, EventRecord, emit
-from tocsin.core.identity.models import Share, Unit, User
+from tocsin.core.identity.models import Unit, User
 from tocsin.core.runtime import Runtime
 
 access.register_kind("case", read=["investigator", "analyst"], write=["investigator"])
@@ -71,28 +71,28 @@ class CaseService:
         return d
 
     # Access ------------------------------------------------------------
-    def _resource(self, s: Session, case_id: int, unit_id: int | None,
-                  with_shares: bool = True) -> Resource:
-        users, paths = access.shares_of(s, "case", str(case_id)) if with_shares else ((), ())
-        return Resource("case", self.rt.units.path(unit_id), id=str(case_id),
-                        shared_user_ids=frozenset(users), shared_unit_paths=tuple(paths))
+    def _resource(self, s: Session, case_id: int, unit_id: int | None) -> Resource:
+        return Resource("case", self.rt.units.path(unit_id), id=str(case_id)).with_grants(
+            access.grants_of(s, "case", str(case_id)))
 
     def _case(self, s: Session, p: Principal, case_id: int, action: str = "read") -> Case:
-        """The case if ``p`` may read it (and write it when asked), else not found."""
-        shares = access.shares_of(s, "case", str(case_id))  # always: same work either way
+        """The case if ``p`` may read it (and write it when asked), else not found.
+        A case one may read but not change answers 403 to a change."""
+        grants = access.grants_of(s, "case", str(case_id))  # always: same work either way
         case = s.get(Case, case_id)
         resource = Resource("case", self.rt.units.path(case.unit_id) if case else None,
-                            id=str(case_id), shared_user_ids=shares[0],
-                            shared_unit_paths=shares[1])
+                            id=str(case_id)).with_grants(grants)
         if case is None or not access.decide(p, "read", resource):
             raise _not_found()
         if action == "write":
-            # grants give read access only: writing needs the role in the owning subtree
-            access.require(p, "write", Resource("case", resource.owner_unit_path, id=str(case_id)))
+            access.require(p, "write", resource)
         return case
 
     def can_read(self, s: Session, p: Principal, case_id: int, unit_id: int) -> bool:
         return access.decide(p, "read", self._resource(s, case_id, unit_id)).allowed
+
+    def can_write(self, s: Session, p: Principal, case_id: int, unit_id: int) -> bool:
+        return access.decide(p, "write", self._resource(s, case_id, unit_id)).allowed
 
     def _audit(self, s: Session, p: Principal, verb: str, case_id: int | None,
                **payload: Any) -> None:
@@ -210,8 +210,7 @@ class CaseService:
             **self._case_summary(case, unit.code if unit else ""),
             "summary": case.summary, "unit_name": unit.name if unit else "",
             "contact_user_id": case.contact_user_id, "created_at": case.created_at,
-            "can_write": access.decide(p, "write", Resource(
-                "case", unit.path if unit else None)).allowed,
+            "can_write": self.can_write(s, p, case.id, case.unit_id),
             "investigators": [{"user_id": i, "username": u, "display_name": d, "role": r}
                               for i, u, d, r in investigators],
             "entities": [self._entity_out(e) for e in entities],
@@ -682,11 +681,11 @@ class CaseService:
                 AccessRequest.requester_id == p.user_id).order_by(desc(AccessRequest.id))))
             candidates = s.execute(
                 select(AccessRequest, Case.unit_id).join(Case, Case.id == AccessRequest.case_id)
-                .where(access.readable_units_clause(p, "case", Case.unit_id),
+                .where(access.writable_units_clause(p, "case", Case.unit_id, Case.id),
                        AccessRequest.requester_id != p.user_id)
                 .order_by(desc(AccessRequest.id)).limit(500)).all()
-            to_decide = [r for r, unit_id in candidates if access.decide(
-                p, "write", Resource("case", self.rt.units.path(unit_id)))]
+            to_decide = [r for r, unit_id in candidates
+                         if self.can_write(s, p, r.case_id, unit_id)]
             return {"mine": [self._request_out(s, p, r) for r in mine],
                     "to_decide": [self._request_out(s, p, r) for r in to_decide]}
 
@@ -697,7 +696,7 @@ class CaseService:
             if req is None:
                 raise NotFound("request not found", code="access_request.not_found")
             case = s.get(Case, req.case_id)
-            if not access.decide(p, "write", Resource("case", self.rt.units.path(case.unit_id))):
+            if not self.can_write(s, p, case.id, case.unit_id):
                 raise NotFound("request not found", code="access_request.not_found")
             if req.status != "pending":
                 raise Conflict(f"the request is already {req.status}",
@@ -705,12 +704,9 @@ class CaseService:
             req.status = "granted" if grant else "refused"
             req.decided_by, req.decided_at, req.note = p.user_id, utcnow(), note
             if grant:
-                share = Share(record_kind="case", record_id=str(case.id),
-                              grantee_user_id=req.requester_id, action="read",
-                              granted_by=p.user_id,
-                              expires_at=utcnow() + dt.timedelta(days=days))
-                s.add(share)
-                s.flush()
+                share = access.grant(s, "case", str(case.id), user_id=req.requester_id,
+                                     action="read", granted_by=p.user_id,
+                                     expires_at=utcnow() + dt.timedelta(days=days))
                 req.share_id = share.id
             emit(s, DomainEvent(type=f"cases.access.{req.status}", actor_id=p.user_id,
                                 unit_id=case.unit_id, record_kind="case", record_id=str(case.id),

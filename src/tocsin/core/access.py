@@ -3,12 +3,15 @@
 A record belongs to a unit. A user may act on it when
   1. one of the user's roles is allowed that action on that kind of record, and
   2. the record's unit is the user's unit or lies below it in the unit tree
-     (a region sees its departments), or the record is explicitly shared with
-     the user or with a unit that contains the user, or the kind is declared
-     force-wide (``scope="force"``, e.g. broadcast alerts).
+     (a region sees its departments), or the kind is declared force-wide
+     (``scope="force"``, e.g. broadcast alerts);
+or the record is explicitly shared with the user or with a unit that contains
+the user. A share carries its action: a ``read`` share lets its grantee read,
+a ``write`` share lets it read and change; an expired share gives nothing.
 Domain modules declare their record kinds with ``register_kind`` and ask
-``decide``/``require``; no route decides alone. ``readable_units_clause`` gives
-the same rule as a SQL filter for listings and searches.
+``decide``/``require`` with the record's grants (``grants_of``); no route decides
+alone. ``readable_units_clause`` and ``writable_units_clause`` give the same rule
+as SQL filters for listings and searches.
 """
 
 from __future__ import annotations
@@ -18,10 +21,12 @@ from collections.abc import Iterable
 
 from sqlalchemy import ColumnElement, String, cast, false, literal, or_, select, true
 
-from tocsin.core.errors import Forbidden
+from tocsin.core.database import utcnow
+from tocsin.core.errors import BadInput, Forbidden
 from tocsin.core.identity.models import Role, Share, Unit
 
 ALL_ROLES = frozenset(r.value for r in Role)
+ACTIONS = ("read", "write")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,8 +45,20 @@ class Principal:
 
 
 @dataclasses.dataclass(frozen=True)
+class Grants:
+    """The live shares of one record. Every share lets its grantee read; the
+    ``write_*`` ones (shares with ``action="write"``) also let it change the record."""
+
+    user_ids: frozenset[int] = frozenset()
+    unit_paths: tuple[str, ...] = ()
+    write_user_ids: frozenset[int] = frozenset()
+    write_unit_paths: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
 class Resource:
-    """What is asked about. ``shared_*`` come from ``shares_of`` when relevant."""
+    """What is asked about. The ``shared_*`` grants come from ``grants_of``
+    (``with_grants``): ``shared_*`` let read, ``shared_write_*`` let read and write."""
 
     kind: str
     owner_unit_path: str | None
@@ -49,6 +66,14 @@ class Resource:
     owner_user_id: int | None = None
     shared_user_ids: frozenset[int] = frozenset()
     shared_unit_paths: tuple[str, ...] = ()
+    shared_write_user_ids: frozenset[int] = frozenset()
+    shared_write_unit_paths: tuple[str, ...] = ()
+
+    def with_grants(self, grants: Grants) -> Resource:
+        return dataclasses.replace(
+            self, shared_user_ids=grants.user_ids, shared_unit_paths=grants.unit_paths,
+            shared_write_user_ids=grants.write_user_ids,
+            shared_write_unit_paths=grants.write_unit_paths)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,17 +117,28 @@ def in_subtree(unit_path: str, ancestor_path: str) -> bool:
     return unit_path.startswith(ancestor_path)
 
 
+def _shared(principal: Principal, action: str, resource: Resource) -> str | None:
+    """Why a share lets ``principal`` do ``action``, or None."""
+    users, paths = resource.shared_write_user_ids, resource.shared_write_unit_paths
+    if action == "read":  # a write share lets its grantee read too
+        users, paths = users | resource.shared_user_ids, paths + resource.shared_unit_paths
+    if principal.user_id in users:
+        return "shared with user"
+    if any(in_subtree(principal.unit_path, p) for p in paths):
+        return "shared with unit"
+    return None
+
+
 def decide(principal: Principal, action: str, resource: Resource) -> Decision:
-    if action not in ("read", "write"):
+    if action not in ACTIONS:
         raise ValueError(f"unknown action {action!r}")
     rule = rule_for(resource.kind)
     allowed_roles = rule.read | rule.write if action == "read" else rule.write
     if resource.owner_user_id is not None and resource.owner_user_id == principal.user_id:
         return Decision(True, "owner")
-    if principal.user_id in resource.shared_user_ids:
-        return Decision(True, "shared with user")
-    if any(in_subtree(principal.unit_path, p) for p in resource.shared_unit_paths):
-        return Decision(True, "shared with unit")
+    shared = _shared(principal, action, resource)
+    if shared:
+        return Decision(True, shared)
     if not principal.roles & allowed_roles:
         return Decision(False, f"no role may {action} {resource.kind}")
     if rule.scope == "force":
@@ -119,41 +155,89 @@ def require(principal: Principal, action: str, resource: Resource) -> None:
         raise Forbidden(f"not allowed to {action} this {resource.kind}", code="access_denied")
 
 
-def shares_of(session, kind: str, record_id: str) -> tuple[frozenset[int], tuple[str, ...]]:
-    """The explicit grants of one record: (user ids, unit paths)."""
-    from tocsin.core.database import utcnow
+def _live_shares(kind: str):
+    """Shares of ``kind`` that have not expired."""
+    return (Share.record_kind == kind,
+            or_(Share.expires_at.is_(None), Share.expires_at > utcnow()))
 
-    now = utcnow()
+
+def grants_of(session, kind: str, record_id: str) -> Grants:
+    """The live explicit grants of one record, by action."""
     rows = session.execute(
-        select(Share.grantee_user_id, Unit.path)
+        select(Share.grantee_user_id, Unit.path, Share.action)
         .outerjoin(Unit, Unit.id == Share.grantee_unit_id)
-        .where(Share.record_kind == kind, Share.record_id == record_id)
-        .where(or_(Share.expires_at.is_(None), Share.expires_at > now))
+        .where(Share.record_id == record_id, *_live_shares(kind))
     ).all()
-    users = frozenset(r[0] for r in rows if r[0] is not None)
-    paths = tuple(r[1] for r in rows if r[1] is not None)
-    return users, paths
+    writes = [r for r in rows if r[2] == "write"]
+    return Grants(
+        user_ids=frozenset(r[0] for r in rows if r[0] is not None),
+        unit_paths=tuple(r[1] for r in rows if r[1] is not None),
+        write_user_ids=frozenset(r[0] for r in writes if r[0] is not None),
+        write_unit_paths=tuple(r[1] for r in writes if r[1] is not None))
 
 
-def readable_units_clause(principal: Principal, kind: str, owner_unit_id_col, record_id_col=None
-                          ) -> ColumnElement[bool]:
-    """SQL form of ``decide(principal, 'read', ...)`` for listing records of ``kind``."""
+def shares_of(session, kind: str, record_id: str) -> tuple[frozenset[int], tuple[str, ...]]:
+    """The grantees of one record's live shares: (user ids, unit paths). Each may *read*
+    the record (pass them as ``shared_user_ids``/``shared_unit_paths``); to honour
+    write shares as well, use ``grants_of`` and ``Resource.with_grants``."""
+    grants = grants_of(session, kind, record_id)
+    return grants.user_ids, grants.unit_paths
+
+
+def grant(session, kind: str, record_id: str, *, user_id: int | None = None,
+          unit_id: int | None = None, action: str = "read", granted_by: int | None = None,
+          expires_at=None) -> Share:
+    """Share one record with a user or a unit (and its subtree), for ``action``."""
+    if action not in ACTIONS:
+        raise BadInput(f"a share is for one of {ACTIONS}", code="share.action_invalid")
+    if (user_id is None) == (unit_id is None):
+        raise BadInput("share with one user or one unit", code="share.grantee_invalid")
+    rule_for(kind)
+    share = Share(record_kind=kind, record_id=record_id, grantee_user_id=user_id,
+                  grantee_unit_id=unit_id, action=action, granted_by=granted_by,
+                  expires_at=expires_at)
+    session.add(share)
+    session.flush()
+    return share
+
+
+def _clause(principal: Principal, action: str, kind: str, owner_unit_id_col,
+            record_id_col=None) -> ColumnElement[bool]:
+    """SQL form of ``decide(principal, action, ...)`` over records of ``kind``."""
+    if action not in ACTIONS:
+        raise ValueError(f"unknown action {action!r}")
     rule = rule_for(kind)
+    allowed_roles = rule.read | rule.write if action == "read" else rule.write
     share_clause: ColumnElement[bool] = false()
     if record_id_col is not None:
+        live = _live_shares(kind)
+        if action == "write":
+            live = (*live, Share.action == "write")
         unit_shares = select(Share.record_id).join(Unit, Unit.id == Share.grantee_unit_id).where(
-            Share.record_kind == kind,
+            *live,
             # the grantee unit contains the principal's unit
             literal(principal.unit_path).like(Unit.path + "%"),
         )
-        user_shares = select(Share.record_id).where(
-            Share.record_kind == kind, Share.grantee_user_id == principal.user_id
-        )
+        user_shares = select(Share.record_id).where(*live,
+                                                    Share.grantee_user_id == principal.user_id)
         rid = cast(record_id_col, String)  # shares name records by text id, whatever their type
         share_clause = or_(rid.in_(unit_shares), rid.in_(user_shares))
-    if not principal.roles & (rule.read | rule.write):
+    if not principal.roles & allowed_roles:
         return share_clause
     if rule.scope == "force":
         return true()
     subtree = select(Unit.id).where(Unit.path.like(principal.unit_path + "%"))
     return or_(owner_unit_id_col.in_(subtree), share_clause)
+
+
+def readable_units_clause(principal: Principal, kind: str, owner_unit_id_col, record_id_col=None
+                          ) -> ColumnElement[bool]:
+    """SQL form of ``decide(principal, 'read', ...)`` for listing records of ``kind``
+    (shares count only when ``record_id_col`` is given)."""
+    return _clause(principal, "read", kind, owner_unit_id_col, record_id_col)
+
+
+def writable_units_clause(principal: Principal, kind: str, owner_unit_id_col, record_id_col=None
+                          ) -> ColumnElement[bool]:
+    """SQL form of ``decide(principal, 'write', ...)``: write shares only."""
+    return _clause(principal, "write", kind, owner_unit_id_col, record_id_col)
