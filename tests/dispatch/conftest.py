@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 
 from tocsin.dispatch.schemas import Point, UnitIn
@@ -30,6 +34,29 @@ def dispatch(force):
         units[call_sign] = u.id
     svc.test_units = units
     return svc
+
+
+def at_once(*acts: Callable[[], Any]) -> list[Any]:
+    """Run the callables at the same moment, one thread each: what each returned, or
+    the ``Conflict`` it raised."""
+    from tocsin.core.errors import Conflict
+
+    barrier = threading.Barrier(len(acts))
+    results: list[Any] = [None] * len(acts)
+
+    def go(i: int) -> None:
+        barrier.wait()
+        try:
+            results[i] = acts[i]()
+        except Conflict as exc:
+            results[i] = exc
+
+    threads = [threading.Thread(target=go, args=(i,)) for i in range(len(acts))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
 
 
 def auth(force, client, username):

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-import threading
 
 import pytest
 
-from tests.dispatch.conftest import ESPLANADI, PARIS, STATION
+from tests.dispatch.conftest import ESPLANADI, PARIS, STATION, at_once
 from tocsin.core.errors import Conflict
 from tocsin.dispatch.schemas import Point, UnitIn
 
@@ -272,21 +271,8 @@ def test_two_dispatchers_assigning_the_same_unit_at_once_one_wins(force, dispatc
         unit = svc.create_unit(None, UnitIn(call_sign=f"RACE-{round_}", kind="patrol_car",
                                             unit_code="B1111",
                                             position=Point(lat=60.171, lon=24.941)))
-        barrier = threading.Barrier(2)
-        results: list = [None, None]
-
-        def go(i: int) -> None:
-            barrier.wait()
-            try:
-                results[i] = svc.assign(dispatcher, incs[i], [unit.id])
-            except Conflict as exc:
-                results[i] = exc
-
-        threads = [threading.Thread(target=go, args=(i,)) for i in range(2)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        results = at_once(*(lambda i=i, u=unit.id: svc.assign(dispatcher, incs[i], [u])
+                            for i in range(2)))
         wins = [r for r in results if isinstance(r, list)]
         losses = [r for r in results if isinstance(r, Conflict)]
         assert len(wins) == 1 and len(losses) == 1, results

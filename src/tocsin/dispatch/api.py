@@ -76,16 +76,35 @@ def parse_location(body: dict, principal: PrincipalDep, rt: RuntimeDep) -> dict:
     return _svc(rt).parse_caller_location(text)
 
 
+def _calls_out(svc: DispatchService, calls) -> list[sc.CallOut]:
+    reasons = svc.close_reasons([c.id for c in calls if c.status == "closed"])
+    out = []
+    for c in calls:
+        o = sc.CallOut.model_validate(c)
+        o.close_reason = reasons.get(c.id)
+        out.append(o)
+    return out
+
+
 @router.get("/calls", response_model=list[sc.CallOut])
 def list_calls(principal: PrincipalDep, rt: RuntimeDep,
                status: str | None = Query("open", pattern="^(open|linked|closed|all)$"),
                limit: int = Query(200, ge=1, le=1000)) -> list:
-    return _svc(rt).list_calls(principal, None if status == "all" else status, limit)
+    svc = _svc(rt)
+    return _calls_out(svc, svc.list_calls(principal, None if status == "all" else status, limit))
 
 
 @router.get("/calls/{call_id}", response_model=sc.CallOut)
 def get_call(call_id: int, principal: PrincipalDep, rt: RuntimeDep):
-    return _svc(rt).get_call(principal, call_id)
+    svc = _svc(rt)
+    return _calls_out(svc, [svc.get_call(principal, call_id)])[0]
+
+
+@router.post("/calls/{call_id}/close", response_model=sc.CallOut)
+def close_call(call_id: int, body: sc.CallCloseIn, principal: PrincipalDep, rt: RuntimeDep):
+    """Close a call that needs no incident (hoax, advice given), with a reason."""
+    svc = _svc(rt)
+    return _calls_out(svc, [svc.close_call(principal, call_id, body.reason)])[0]
 
 
 @router.patch("/calls/{call_id}", response_model=sc.CallOut)

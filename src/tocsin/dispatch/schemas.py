@@ -56,6 +56,11 @@ class CallOut(StrictModel):
     incident_id: int | None
     received_at: dt.datetime
     created_at: dt.datetime
+    close_reason: str | None = None
+
+
+class CallCloseIn(StrictModel):
+    reason: Name | None = None
 
 
 class DuplicateOut(StrictModel):

@@ -26,7 +26,7 @@ from tocsin.core import access
 from tocsin.core.access import Principal, Resource
 from tocsin.core.database import as_utc, utcnow
 from tocsin.core.errors import BadInput, Conflict, Forbidden, NotFound, TocsinError
-from tocsin.core.events import DomainEvent, emit
+from tocsin.core.events import DomainEvent, EventRecord, emit
 from tocsin.core.identity.models import Share, User
 from tocsin.core.runtime import Runtime
 from tocsin.dispatch import catalogue as catalogue_mod
@@ -297,6 +297,8 @@ class DispatchService:
         with self.db.session() as s:
             call = self.get_call(principal, call_id, s)
             self._require(principal, "write", "call", call.unit_id)
+            if call.status == "closed":
+                raise self._call_taken(call)
             if located:
                 call.address, call.lat, call.lon = located
             if body.narrative is not None:
@@ -314,13 +316,10 @@ class DispatchService:
             call = self.get_call(principal, call_id, s)
             self._require(principal, "write", "call", call.unit_id)
             inc = self._incident(s, principal, incident_id, "write")
-            if call.incident_id is not None:
-                raise Conflict(f"call {call_id} is already linked to incident "
-                               f"{call.incident_id}", code="dispatch.call_already_linked")
             if inc.status == "closed":
                 raise Conflict(f"incident {incident_id} is closed",
                                code="dispatch.incident_closed")
-            call.incident_id, call.status, call.updated_at = inc.id, "linked", utcnow()
+            self._claim_call(s, call, status="linked", incident_id=inc.id)
             self._timeline(s, inc.id, principal, "call_linked",
                            f"call {call.id} from {call.caller_number or 'unknown number'} linked",
                            {"call_id": call.id})
@@ -331,6 +330,57 @@ class DispatchService:
                                                   "incident_id": inc.id}}))
             self._emit_incident(s, "dispatch.incident.updated", principal, inc)
             return call
+
+    def close_call(self, principal: Principal, call_id: int, reason: str | None) -> Call:
+        """Close a call that needs no incident (a hoax, advice given on the phone), with
+        the reason. Only an open call closes: a call linked to an incident ends with
+        the incident; a closed call stays closed. The reason is kept in the
+        ``dispatch.call.closed`` event (``close_reasons`` reads it back)."""
+        reason = (reason or "").strip()
+        if not reason:
+            raise BadInput("closing a call needs a reason", code="dispatch.reason_required")
+        with self.db.session() as s:
+            call = self.get_call(principal, call_id, s)
+            self._require(principal, "write", "call", call.unit_id)
+            self._claim_call(s, call, status="closed")
+            emit(s, DomainEvent(type="dispatch.call.closed", actor_id=principal.user_id,
+                                unit_id=call.unit_id, record_kind="call", record_id=str(call.id),
+                                payload={"call": {"id": call.id, "status": "closed"},
+                                         "reason": reason}))
+            return call
+
+    def _claim_call(self, s: Session, call: Call, **values: Any) -> None:
+        """Move an open call on (linked or closed) with a conditional UPDATE, so two
+        people linking or closing the same call at once cannot both win."""
+        done = s.execute(update(Call).where(Call.id == call.id, Call.status == "open",
+                                            Call.incident_id.is_(None))
+                         .values(updated_at=utcnow(), **values)
+                         .execution_options(synchronize_session=False)).rowcount
+        s.refresh(call)
+        if done != 1:
+            raise self._call_taken(call)
+
+    @staticmethod
+    def _call_taken(call: Call) -> Conflict:
+        if call.incident_id is not None:
+            return Conflict(f"call {call.id} is already linked to incident {call.incident_id}; "
+                            "it ends with that incident", code="dispatch.call_already_linked",
+                            details={"status": call.status, "incident_id": call.incident_id})
+        return Conflict(f"call {call.id} is closed", code="dispatch.call_closed",
+                        details={"status": call.status})
+
+    def close_reasons(self, call_ids: list[int]) -> dict[int, str]:
+        """The reason each closed call was closed with, from its close event."""
+        if not call_ids:
+            return {}
+        with self.db.read() as s:
+            rows = s.execute(select(EventRecord.record_id, EventRecord.payload)
+                             .where(EventRecord.type == "dispatch.call.closed",
+                                    EventRecord.record_kind == "call",
+                                    EventRecord.record_id.in_([str(i) for i in call_ids]))
+                             .order_by(EventRecord.seq)).all()
+        return {int(rid): payload["reason"] for rid, payload in rows
+                if payload and payload.get("reason")}
 
     # ------------------------------------------------------------ incidents
     def _incident(self, s: Session, principal: Principal, incident_id: int,
@@ -363,9 +413,8 @@ class DispatchService:
             if body.call_id is not None:
                 call = self.get_call(principal, body.call_id, s)
                 self._require(principal, "write", "call", call.unit_id)
-                if call.incident_id is not None:
-                    raise Conflict(f"call {call.id} is already linked to incident "
-                                   f"{call.incident_id}", code="dispatch.call_already_linked")
+                if call.status != "open":
+                    raise self._call_taken(call)
                 if located is None and call.lat is not None:
                     located = (call.address or f"{call.lat:.5f}, {call.lon:.5f}", call.lat,
                                call.lon)
@@ -388,7 +437,7 @@ class DispatchService:
                            f"{itype.title}, priority {inc.priority}, at {address}",
                            {"type_code": itype.code, "priority": inc.priority})
             if call is not None:
-                call.incident_id, call.status, call.updated_at = inc.id, "linked", now
+                self._claim_call(s, call, status="linked", incident_id=inc.id)
                 self._timeline(s, inc.id, principal, "call_linked",
                                f"call {call.id} from {call.caller_number or 'unknown number'}",
                                {"call_id": call.id})

@@ -84,6 +84,8 @@
       }
     }
     if (currentCall.lat != null) placePin(currentCall.lat, currentCall.lon);
+    $("call-close").replaceChildren(el("p", { class: "muted" }, "No incident needed?"),
+      closeCallControls(currentCall.id, () => { resetCall(); refreshCalls(); }));
   }
   async function linkCall(incidentId) {
     try {
@@ -102,6 +104,32 @@
       selectIncident(inc.id);
     } catch (e) { showError("call-error", e); $("call-error").hidden = false; }
   }
+  // A call that needs no incident (hoax, advice given) is closed with a reason.
+  const CLOSE_REASONS = ["hoax", "advice given by phone", "no police action needed",
+                         "referred to another service", "caller hung up, no trace"];
+  function closeCallControls(callId, onDone) {
+    const pick = el("select", { class: "close-call-reason", "aria-label": "reason for closing the call" },
+      CLOSE_REASONS.map((r) => el("option", { value: r }, r)), el("option", { value: "" }, "other…"));
+    const other = el("input", { class: "close-call-other", placeholder: "reason for closing", hidden: true });
+    pick.addEventListener("change", () => { other.hidden = pick.value !== ""; if (!other.hidden) other.focus(); });
+    const err = el("span", { class: "error", role: "alert" });
+    const go = async () => {
+      const reason = (pick.value || other.value).trim();
+      if (!reason) { err.textContent = "give a reason for closing"; other.focus(); return; }
+      try { await Tocsin.api("POST", `${API}/calls/${callId}/close`, { reason }); }
+      catch (e) { err.textContent = e.message; return; }
+      onDone();
+    };
+    return el("div", { class: "close-call-row", "data-call": callId }, pick, other,
+      el("button", { type: "button", class: "danger close-call", onclick: go }, "Close call"), err);
+  }
+  // In the open-call list, the controls someone has opened survive the list's refreshes.
+  const closeRows = new Map();
+  function listCloseRow(callId) {
+    if (!closeRows.has(callId)) closeRows.set(callId, closeCallControls(callId, refreshCalls));
+    return closeRows.get(callId);
+  }
+
   function resetCall() {
     currentCall = null; picked = null;
     $("call-form").reset(); $("call-form").hidden = false; $("call-result").hidden = true;
@@ -258,7 +286,12 @@
       }
     }
     for (const [id, m] of callMarkers) if (!seen.has(id)) { m.remove(); callMarkers.delete(id); }
-    $("call-list").replaceChildren(...list.map((c) => el("li", {}, `${when(c.received_at)} · ${c.caller_number || "unknown"} · ${c.address || "no place"}`)));
+    for (const id of closeRows.keys()) if (!list.some((c) => c.id === id)) closeRows.delete(id);
+    $("call-list").replaceChildren(...list.map((c) => el("li", { class: "call-item", "data-call": c.id },
+      `${when(c.received_at)} · ${c.caller_number || "unknown"} · ${c.address || "no place"} `,
+      closeRows.has(c.id) ? closeRows.get(c.id)
+        : el("button", { type: "button", class: "link close-open", onclick: (ev) => {
+            ev.currentTarget.replaceWith(listCloseRow(c.id)); } }, "close…"))));
   }
   function showUnit(u) {
     units.set(u.id, u);
@@ -319,6 +352,7 @@
     $("call-form").addEventListener("submit", saveCall);
     $("incident-create").addEventListener("click", createIncident);
     $("call-new").addEventListener("click", resetCall);
+    $("call-result").append(el("div", { id: "call-close" }));
     $("note-add").addEventListener("click", addNote);
     $("attach-file").addEventListener("change", attach);
     Tocsin.live(onEvent, (s) => { Tocsin.setLiveStatus(s); if (s === "live") { refreshIncidents(); refreshUnits(); refreshCalls(); } });
