@@ -17,3 +17,5 @@ class MessagingConfig(BaseSettings):
     rate_burst: int = Field(default=30, ge=1)
     history_limit: int = Field(default=100, ge=1, le=1000)
     ws_backlog_limit: int = Field(default=2000, ge=10)
+    purge_interval: float = Field(default=3600.0, ge=0, description="seconds between "
+                                  "retention purges on each node; 0 turns them off")

@@ -417,5 +417,9 @@ def get_hub(runtime: Runtime) -> Hub:
 
 
 def on_startup(runtime: Runtime) -> None:
-    """Attach the hub to the server's event loop so it follows the stream from the start."""
+    """Attach the hub to the server's event loop so it follows the stream from the start,
+    and start the periodic retention purge."""
+    from tocsin.messaging.retention import get_retention
+
     get_hub(runtime).attach(asyncio.get_running_loop())
+    get_retention(runtime).start()

@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, delete, func, literal, or_, select, text, update
+from sqlalchemy import Text, cast, delete, func, insert, literal, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from tocsin.core import access
@@ -54,6 +54,7 @@ from tocsin.messaging.models import (
     ReceiptLog,
     Room,
     RoomAudience,
+    Upload,
 )
 
 ALL_ROLES = [r.value for r in Role]
@@ -77,6 +78,7 @@ KINDS = ("direct", "group", "unit", "bound", "broadcast")
 _MXID = re.compile(r"^@([a-z0-9][a-z0-9._-]*):(.+)$")
 _MENTION = re.compile(r"@([a-z0-9][a-z0-9._-]*):([A-Za-z0-9.\-]+(?::\d+)?)")
 _STREAM_LOCK = 0x70C5110  # PostgreSQL advisory lock serialising stream positions
+_PURGE_LOCK = 0x70C5111  # one node at a time runs the retention purge
 
 
 def now_ms() -> int:
@@ -100,6 +102,23 @@ class SyncToken:
 
     def __str__(self) -> str:
         return f"s{self.stream}_r{self.receipt}_t{self.typing}"
+
+
+@dataclass
+class PurgeReport:
+    """What a retention purge removed."""
+
+    events: int = 0
+    conversations: int = 0
+    alerts: int = 0
+    media_refs: int = 0
+    media: int = 0
+    blobs: int = 0
+
+    def __str__(self) -> str:
+        return (f"Purged {self.events} messages in {self.conversations} conversations, "
+                f"{self.alerts} alerts, {self.media_refs} media references, {self.media} "
+                f"media ({self.blobs} encrypted files deleted)")
 
 
 class RateLimiter:
@@ -1232,16 +1251,42 @@ class MessagingService:
                                 record_id=room.id, audience=[], payload=changes))
             return room
 
-    def purge_expired(self, now: dt.datetime | None = None) -> int:
-        """Delete messages past their conversation's retention, except under legal hold."""
+    def purge_expired(self, now: dt.datetime | None = None) -> PurgeReport:
+        """Delete messages past their conversation's retention, except under legal hold,
+        and the media they alone referenced.
+
+        The stored domain events of the deleted messages are erased (the ledger keeps
+        their leaves; content and salt go). A media's reference from a conversation
+        goes when no kept event of that conversation names it (or its thumbnail); the
+        media row when no conversation references it any more; its encrypted file
+        when no other media row shares it (content-addressed: same scope, same
+        digest). Alerts whose message is deleted go with their acknowledgements.
+        Run periodically by ``retention.RetentionWorker`` and by
+        ``tocsin messaging purge``."""
         now = now or utcnow()
-        purged = 0
-        with self.db.session() as s:
-            rooms = list(s.scalars(select(Room).where(Room.retention_days.is_not(None),
-                                                      Room.legal_hold.is_(False))))
-            for room in rooms:
+        report = PurgeReport()
+        due: list[tuple[str, int]] = []
+        with self.db.read() as s:
+            for room in s.scalars(select(Room).where(Room.retention_days.is_not(None),
+                                                     Room.legal_hold.is_(False))):
                 cutoff = int((now - dt.timedelta(days=room.retention_days)).timestamp() * 1000)
-                rows = s.execute(select(Event.stream, Event.core_event_id).where(
+                if s.scalar(select(Event.stream).where(
+                        Event.room_id == room.id, Event.state_key.is_(None),
+                        Event.origin_ts < cutoff).limit(1)) is not None:
+                    due.append((room.id, cutoff))
+        if not due:
+            return report  # nothing expired: no write transaction at all
+        with self.db.session() as s:
+            if self.db.engine.dialect.name == "postgresql" and not s.scalar(
+                    text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": _PURGE_LOCK}):
+                return report  # another node is purging right now
+            orphans: set[str] = set()
+            for room_id, cutoff in due:
+                room = s.get(Room, room_id)
+                if room is None or room.legal_hold:
+                    continue
+                rows = s.execute(select(Event.stream, Event.event_id, Event.core_event_id,
+                                        Event.content).where(
                     Event.room_id == room.id, Event.state_key.is_(None),
                     Event.origin_ts < cutoff)).all()
                 if not rows:
@@ -1250,12 +1295,83 @@ class MessagingService:
                 for i in range(0, len(ids), 500):
                     s.execute(delete(Event).where(Event.stream.in_(ids[i:i + 500])))
                 # The ledger keeps their leaves; the stored copies lose content and salt.
-                erase_events(s, [r[1] for r in rows if r[1]])
-                purged += len(ids)
+                erase_events(s, [r[2] for r in rows if r[2]])
+                report.alerts += self._purge_alerts(s, room.id, [r[1] for r in rows])
+                named = {m for r in rows for m in self._media_named(r[3])}
+                refs, gone = self._purge_media_refs(s, room.id, named)
+                report.media_refs += refs
+                orphans |= gone
+                report.events += len(ids)
+                report.conversations += 1
                 emit(s, DomainEvent(type="messaging.retention.purged", unit_id=room.unit_id,
                                     record_kind="conversation", record_id=room.id, audience=[],
-                                    payload={"room_id": room.id, "events": len(ids)}))
-        return purged
+                                    payload={"room_id": room.id, "events": len(ids),
+                                             "media_refs": refs}))
+            blobs = self._purge_media(s, orphans)
+            report.media = len(orphans)
+        if blobs:  # after the commit: a failed transaction leaves every file in place
+            from tocsin.messaging.storage import get_media
+
+            store = get_media(self.rt).store
+            for scope, sha in blobs:
+                store.delete(scope, sha)
+            report.blobs = len(blobs)
+        return report
+
+    def _media_named(self, content: Any) -> set[str]:
+        """Ids of this server's media an event's content names (url, thumbnail, alert...)."""
+        text_ = json.dumps(content or {})
+        prefix = re.escape(f"mxc://{self.server_name}/")
+        return set(re.findall(prefix + r"([A-Za-z0-9_\-]{1,40})", text_))
+
+    def _purge_alerts(self, s: Session, room_id: str, event_ids: list[str]) -> int:
+        alert_ids = []
+        for i in range(0, len(event_ids), 500):
+            alert_ids += list(s.scalars(select(Alert.id).where(
+                Alert.room_id == room_id, Alert.event_id.in_(event_ids[i:i + 500]))))
+        if alert_ids:
+            s.execute(delete(AlertAck).where(AlertAck.alert_id.in_(alert_ids)))
+            s.execute(delete(Alert).where(Alert.id.in_(alert_ids)))
+        return len(alert_ids)
+
+    def _purge_media_refs(self, s: Session, room_id: str, named: set[str]
+                          ) -> tuple[int, set[str]]:
+        """Drop the room's references to media (with their thumbnails) that no kept event
+        of the room names. Returns (references dropped, media now referenced nowhere)."""
+        dropped, gone = 0, set()
+        for media in s.scalars(select(Media).where(Media.id.in_(named),
+                                                   Media.is_thumbnail.is_(False))):
+            group = [m for m in (media.id, media.thumbnail_id) if m]
+            if any(self._named_in_room(s, room_id, m) for m in group):
+                continue
+            dropped += s.execute(delete(MediaRef).where(
+                MediaRef.room_id == room_id, MediaRef.media_id.in_(group))).rowcount or 0
+            if s.scalar(select(MediaRef.media_id).where(MediaRef.media_id == media.id)
+                        .limit(1)) is None:
+                gone.add(media.id)
+        return dropped, gone
+
+    def _named_in_room(self, s: Session, room_id: str, media_id: str) -> bool:
+        pattern = "%" + self.mxc(media_id).replace("_", "\\_") + "%"
+        return s.scalar(select(Event.stream).where(
+            Event.room_id == room_id,
+            cast(Event.content, Text).like(pattern, escape="\\")).limit(1)) is not None
+
+    def _purge_media(self, s: Session, media_ids: set[str]) -> list[tuple[str, str]]:
+        """Delete media rows (and their thumbnails); returns the (scope, sha256) files
+        that no remaining media row shares."""
+        rows = list(s.scalars(select(Media).where(Media.id.in_(media_ids))))
+        thumbs = [m.thumbnail_id for m in rows if m.thumbnail_id]
+        rows += list(s.scalars(select(Media).where(Media.id.in_(thumbs))))
+        ids = [m.id for m in rows]
+        if not ids:
+            return []
+        s.execute(delete(MediaRef).where(MediaRef.media_id.in_(ids)))
+        s.execute(delete(Upload).where(Upload.media_id.in_(ids)))
+        s.execute(delete(Media).where(Media.id.in_(ids)))
+        files = {(m.scope, m.sha256) for m in rows}
+        return [f for f in sorted(files) if s.scalar(select(Media.id).where(
+            Media.scope == f[0], Media.sha256 == f[1]).limit(1)) is None]
 
     def export(self, principal: Principal, room_id: str) -> dict:
         """A conversation for a court: every event (deleted and edited ones in full),
