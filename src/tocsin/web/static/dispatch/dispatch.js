@@ -13,6 +13,9 @@
   let selected = null;      // id of the incident shown
   const incidentMarkers = new Map(), unitMarkers = new Map(), callMarkers = new Map();
   const units = new Map();
+  // The briefing renderer, shared with the unit's phone.
+  const briefingLib = new Promise((ok, ko) => document.head.append(
+    el("script", { src: "/static/dispatch/briefing.js", onload: ok, onerror: ko })));
 
   function fmtTime(s) { s = Math.round(s); return s >= 60 ? `${Math.floor(s / 60)} min ${s % 60} s` : `${s} s`; }
   function when(iso) { return new Date(iso).toLocaleTimeString(); }
@@ -242,17 +245,24 @@
   }
   async function loadSurroundings(id) {
     const box = $("surroundings"), brief = $("briefing");
-    try {
-      const s = await Tocsin.api("GET", `${API}/incidents/${id}/surroundings`);
-      box.replaceChildren(
-        el("p", {}, s.past_incidents.length ? "Earlier incidents here:" : "No earlier incident within 100 m."),
-        el("ul", { class: "plain" }, s.past_incidents.map((p) => el("li", { onclick: () => selectIncident(p.id) },
-          `#${p.id} ${p.type_title} · ${new Date(p.created_at).toLocaleDateString()} · ${p.status}`))),
-        s.open_calls.length ? el("p", {}, `${s.open_calls.length} open call(s) nearby`) : null);
-      const b = s.hazards;
-      if (!b.available) brief.replaceChildren(el("p", { class: "muted", id: "briefing-unavailable" }, b.message));
-      else brief.replaceChildren(el("pre", { class: "briefing-content" }, JSON.stringify(b.content, null, 1)));
-    } catch (e) { box.textContent = e.message; }
+    if (layers.surroundings) layers.surroundings.remove();
+    layers.surroundings = L.layerGroup().addTo(map);
+    let s;
+    try { s = await Tocsin.api("GET", `${API}/incidents/${id}/surroundings`); }
+    catch (e) { box.textContent = e.message; return; }
+    if (id !== selected) return;  // another incident was opened meanwhile
+    const past = (p) => `#${p.id} ${p.type_title} · ${new Date(p.created_at).toLocaleDateString()} · ${p.status.replace("_", " ")}`;
+    box.replaceChildren(
+      el("p", {}, s.past_incidents.length ? "Earlier incidents here:" : "No earlier incident within 100 m."),
+      el("ul", { class: "plain" }, s.past_incidents.map((p) => el("li", { onclick: () => selectIncident(p.id) }, past(p)))),
+      s.open_calls.length ? el("p", {}, `${s.open_calls.length} open call(s) nearby`) : null);
+    for (const p of s.past_incidents) {
+      L.marker([p.lat, p.lon], { icon: L.divIcon({ className: "map-past", iconSize: [14, 14] }), keyboard: false })
+        .bindTooltip(el("span", {}, past(p))).on("click", () => selectIncident(p.id)).addTo(layers.surroundings);
+    }
+    await briefingLib;
+    TocsinBriefing.render(brief, s.hazards);
+    if (s.hazards.available) TocsinBriefing.mapLayer(s.hazards.content).addTo(layers.surroundings);
   }
 
   // ------------------------------------------------------------ lists and map
@@ -266,7 +276,7 @@
                 m.on("click", () => selectIncident(inc.id)); incidentMarkers.set(inc.id, m); }
       m.setLatLng([inc.lat, inc.lon]);
       m.setStyle({ fillColor: PRIO[inc.priority], color: inc.overdue.length ? "#ffffff" : "#0b1117" });
-      m.bindTooltip(`#${inc.id} ${inc.type_title} (${inc.status.replace("_", " ")})`);
+      m.bindTooltip(el("span", {}, `#${inc.id} ${inc.type_title} (${inc.status.replace("_", " ")})`));
     }
     for (const [id, m] of incidentMarkers) if (!seen.has(id)) { m.remove(); incidentMarkers.delete(id); }
     $("incident-list").replaceChildren(...list.map((inc) => el("li", { class: "incident-item", "data-id": inc.id, onclick: () => selectIncident(inc.id) },
@@ -282,7 +292,7 @@
       seen.add(c.id);
       if (!callMarkers.has(c.id)) {
         callMarkers.set(c.id, L.circleMarker([c.lat, c.lon], { radius: 5, color: "#f5a524", weight: 2, fillOpacity: 0 })
-          .bindTooltip(`call ${c.id}: ${c.address || ""}`).addTo(layers.calls));
+          .bindTooltip(el("span", {}, `call ${c.id}: ${c.address || ""}`)).addTo(layers.calls));
       }
     }
     for (const [id, m] of callMarkers) if (!seen.has(id)) { m.remove(); callMarkers.delete(id); }

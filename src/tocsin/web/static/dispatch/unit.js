@@ -5,6 +5,9 @@
   const el = (...a) => Tocsin.el(...a);
   const API = "/api/v1/dispatch";
   let unit = null, map = null, marker = null, route = null, target = null, watch = null;
+  let hazards = null;
+  const briefingLib = new Promise((ok, ko) => document.head.append(
+    el("script", { src: "/static/dispatch/briefing.js", onload: ok, onerror: ko })));
 
   function fmtTime(s) { s = Math.round(s); return s >= 60 ? `${Math.floor(s / 60)} min ${s % 60} s` : `${s} s`; }
 
@@ -29,7 +32,9 @@
     if (route) { route.remove(); route = null; }
     if (target) { target.remove(); target = null; }
     if (!d.incident) {
-      $("assignment").hidden = true; $("no-assignment").hidden = false; briefedIncident = null; return;
+      $("assignment").hidden = true; $("no-assignment").hidden = false; briefedIncident = null;
+      if (hazards) { hazards.remove(); hazards = null; }
+      return;
     }
     $("assignment").hidden = false; $("no-assignment").hidden = true;
     const inc = d.incident;
@@ -52,12 +57,15 @@
   async function loadBriefing(incidentId) {
     if (incidentId === briefedIncident) return;
     briefedIncident = incidentId;
-    let b;
+    let b, failed = false;
     try { b = await Tocsin.api("GET", `${API}/incidents/${incidentId}/briefing`); }
-    catch (e) { briefedIncident = null; b = { available: false, message: `briefing: ${e.message}` }; }
-    $("assignment-briefing").replaceChildren(b.available
-      ? el("pre", {}, JSON.stringify(b.content, null, 1))
-      : el("p", { class: "muted" }, b.message));
+    catch (e) { failed = true; b = { available: false, message: `briefing: ${e.message}` }; }
+    await briefingLib;
+    if (incidentId !== briefedIncident) return;  // the assignment changed meanwhile
+    if (failed) briefedIncident = null;  // asked again on the next update
+    TocsinBriefing.render($("assignment-briefing"), b);
+    if (hazards) hazards.remove();
+    hazards = b.available ? TocsinBriefing.mapLayer(b.content).addTo(map) : null;
   }
 
   async function setStatus(status) {
