@@ -130,27 +130,39 @@ def test_a_flood_from_one_tak_client_is_cut_to_the_rate_limit(cot_client, force)
     assert op.id
 
 
-def _self_signed(tmp_path):
+def _cert(tmp_path, name: str, issuer=None, *, ca: bool = False):
+    """A key and certificate for ``name`` (self-signed, or signed by ``issuer``, a
+    (cert, key) pair), written as PEM files: (cert path, key path, (cert, key))."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
 
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    signer_cert, signer_key = issuer or (None, key)
     now = dt.datetime.now(dt.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(days=1))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), False)
-            .sign(key, hashes.SHA256()))
-    cert_path, key_path = tmp_path / "cot.crt", tmp_path / "cot.key"
+    builder = (x509.CertificateBuilder().subject_name(subject)
+               .issuer_name(signer_cert.subject if signer_cert else subject)
+               .public_key(key.public_key()).serial_number(x509.random_serial_number())
+               .not_valid_before(now - dt.timedelta(days=1))
+               .not_valid_after(now + dt.timedelta(days=1))
+               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+    if not ca:
+        builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]),
+                                        False)
+    cert = builder.sign(signer_key, hashes.SHA256())
+    cert_path, key_path = tmp_path / f"{name}.crt", tmp_path / f"{name}.key"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
                                            serialization.PrivateFormat.PKCS8,
                                            serialization.NoEncryption()))
-    return cert_path, key_path
+    return cert_path, key_path, (cert, key)
+
+
+def _self_signed(tmp_path):
+    cert, key, _ = _cert(tmp_path, "localhost")
+    return cert, key
 
 
 def test_cot_over_tls(app, force, monkeypatch, tmp_path):
@@ -191,3 +203,90 @@ def test_parse_event_unit():
                             at=dt.datetime.now(dt.timezone.utc), callsign="A & <B>")
     back = cot.parse_event(built)
     assert back.callsign == "A & <B>" and back.how == "m-g"
+
+
+def test_reconnecting_does_not_reset_the_flood_limit(cot_client, force, monkeypatch):
+    from tocsin.operations import positions
+
+    monkeypatch.setattr(positions, "RATE", 0.001)  # no refill during the test
+    client, server = cot_client
+    make_operation(client, force)
+    flood = b"".join(hand_event("ANDROID-patrol1", LAT + 0.005, LON + 0.005)
+                     for _ in range(20))
+    for total in (20, 40):  # two connections, one after the other
+        with socket.create_connection(("127.0.0.1", server.port)) as sock:
+            sock.sendall(flood)
+            assert _wait(lambda t=total: server.stats["accepted"]
+                         + server.stats["rejected"] >= t)
+    assert server.stats["accepted"] == positions.BURST  # the first burst only
+    assert server.stats["rejected.position of 'ANDROID-patrol1': rate_limited"] == 30
+
+
+def _start(app, monkeypatch, **env):
+    monkeypatch.setenv("TOCSIN_COT_PORT", "0")
+    for k, v in env.items():
+        monkeypatch.setenv(f"TOCSIN_COT_{k.upper()}", v)
+    client = TestClient(app)
+    client.__enter__()
+    server = get_cot(app.state.runtime)
+    assert _wait(lambda: server.port is not None or server.refused is not None)
+    return client, server
+
+
+@pytest.mark.parametrize("env, reason", [
+    ({"host": "0.0.0.0"}, "without client certificates"),
+    ({"host": "0.0.0.0", "ca": "/nonexistent/ca.pem"},
+     "TOCSIN_COT_CA needs TOCSIN_COT_CERT and TOCSIN_COT_KEY")])
+def test_no_unauthenticated_listener_on_the_network(app, force, monkeypatch, env, reason):
+    client, server = _start(app, monkeypatch, **env)
+    try:
+        assert server.port is None and reason in server.refused
+    finally:
+        client.__exit__(None, None, None)
+
+
+def test_an_explicitly_trusted_network_may_have_a_plain_listener(app, force, monkeypatch):
+    client, server = _start(app, monkeypatch, host="0.0.0.0", allow_unauthenticated="1")
+    try:
+        assert server.refused is None and server.port
+    finally:
+        client.__exit__(None, None, None)
+
+
+def test_mutual_tls_admits_only_clients_with_a_certificate_from_the_ca(app, force,
+                                                                       monkeypatch, tmp_path):
+    ca_path, _, ca = _cert(tmp_path, "Tocsin CoT CA", ca=True)
+    cert, key, _ = _cert(tmp_path, "localhost", ca)
+    device_cert, device_key, _ = _cert(tmp_path, "patrol1-phone", ca)
+    rogue_cert, rogue_key, _ = _cert(tmp_path, "rogue")  # self-signed, not from the CA
+    client, server = _start(app, monkeypatch, host="0.0.0.0", ca=str(ca_path),
+                            cert=str(cert), key=str(key))
+    try:
+        assert server.refused is None and server.port
+        op = make_operation(client, force)
+        client.post(f"/api/v1/operations/{op.id}/positions", headers=op.cmd, json={"items": [
+            {"op_unit_id": op.other_unit_id, "lat": LAT + 0.002, "lon": LON + 0.002}]})
+
+        def connect(cert_file=None, key_file=None):
+            ctx = ssl.create_default_context(cafile=str(ca_path))
+            if cert_file:
+                ctx.load_cert_chain(str(cert_file), str(key_file))
+            raw = socket.create_connection(("127.0.0.1", server.port))
+            return ctx.wrap_socket(raw, server_hostname="localhost")
+
+        # the enrolled device sends its position and gets the picture back
+        with connect(device_cert, device_key) as sock:
+            sock.sendall(hand_event("ANDROID-patrol1", LAT + 0.005, LON + 0.005))
+            assert _wait(lambda: server.stats["accepted"] == 1)
+            assert [e.callsign for e in _read_events(sock, 1)] == ["BRAVO-2"]
+        # no certificate, or one the CA did not sign: cut off, nothing ingested or sent
+        for files in ((None, None), (rogue_cert, rogue_key)):
+            with pytest.raises((ssl.SSLError, ConnectionError)), connect(*files) as sock:
+                sock.sendall(hand_event("ANDROID-patrol1", LAT + 0.007, LON + 0.007))
+                sock.settimeout(5)
+                if not sock.recv(100):
+                    raise ConnectionResetError("closed by the server")
+        time.sleep(0.3)
+        assert server.stats["accepted"] == 1
+    finally:
+        client.__exit__(None, None, None)

@@ -294,7 +294,7 @@ async def live(ws: WebSocket) -> None:
                 continue  # pings and unknown frames are ignored
             result = hub.ingest(items, source="ws", client=f"ws:{id(sub)}",
                                 principal=principal, manage_ops=manage_ops,
-                                operation_id=op_id)
+                                operation_id=op_id, rate_key=f"user:{principal.session_id}")
             await ws.send_text(json.dumps({"type": "ack", "id": data.get("id"), **result}))
 
     tasks = [asyncio.create_task(pump()), asyncio.create_task(receive()),

@@ -4,11 +4,35 @@ The listener starts when ``TOCSIN_COT_PORT`` is set (``TOCSIN_COT_HOST``, defaul
 127.0.0.1). With ``TOCSIN_COT_CERT`` and ``TOCSIN_COT_KEY`` it speaks TLS; with
 ``TOCSIN_COT_CA`` as well, clients must present a certificate signed by that CA.
 
+Who may connect. A CoT event names its sender only by its ``uid``, which is no
+secret (every TAK client on a network sees the others'), so without client
+certificates anybody who can reach the port could move a unit on the map and
+receive the operation's picture. Tocsin therefore does what a TAK Server
+operator expects: on the network, TAK clients authenticate with client
+certificates (mutual TLS, the TAK Server "tls" input on port 8089, with the
+data package / certificate enrolment TAK users already know). Concretely:
+
+- ``TOCSIN_COT_CA`` set (with ``CERT`` and ``KEY``): mutual TLS on any address.
+- no CA: the listener only starts on a loopback address (127.0.0.0/8, ::1,
+  ``localhost``), for a gateway on the same machine (a TAK Server federating to
+  Tocsin, or a TLS terminator that checks client certificates itself).
+- no CA on any other address: the listener refuses to start and logs why, unless
+  ``TOCSIN_COT_ALLOW_UNAUTHENTICATED=1`` says the network itself is trusted (a
+  closed radio mesh); it then starts with a warning.
+- ``TOCSIN_COT_CA`` without ``CERT``/``KEY`` is a configuration error: refused.
+
+No shared token is offered: CoT events have no field for one, and the only
+in-band credential TAK clients send is a TAK Server account login (the
+``<auth><cot username password/></auth>`` message, meant to travel over TLS),
+which is not implemented here; client certificates serve that purpose.
+
 In: each ``<event>`` is parsed with defusedxml (no entities, no DTD), checked
 against the CoT base schema (uid, type, how, time/start/stale, point
 lat/lon/hae/ce/le), its uid mapped to operation units (``OpUnit.cot_uid``), and
 handed to the position hub, which applies the same checks as for any other
-source (future, outside the operation, flood). A rejected event is logged with
+source (future, outside the operation, flood: the flood limit is per unit,
+shared by all CoT connections, so reconnecting does not reset it). A rejected
+event is logged with
 its reason and counted; the connection stays open. Only the XML stream protocol
 is spoken (no TAK protobuf).
 
@@ -22,6 +46,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import ipaddress
 import logging
 import math
 import re
@@ -54,6 +79,28 @@ class CotSettings(BaseSettings):
     key: Path | None = None
     ca: Path | None = None
     push_interval: float = 1.0
+    allow_unauthenticated: bool = False
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name, or "" (every address)
+        return False
+
+
+def refusal(settings: CotSettings) -> str | None:
+    """Why the listener must not start with these settings (None: it may)."""
+    if settings.ca and not (settings.cert and settings.key):
+        return "TOCSIN_COT_CA needs TOCSIN_COT_CERT and TOCSIN_COT_KEY (mutual TLS)"
+    if settings.ca or is_loopback(settings.host) or settings.allow_unauthenticated:
+        return None
+    return (f"refusing to listen for CoT on {settings.host or 'every address'} without "
+            "client certificates: set TOCSIN_COT_CA (with TOCSIN_COT_CERT and "
+            "TOCSIN_COT_KEY), listen on a loopback address, or set "
+            "TOCSIN_COT_ALLOW_UNAUTHENTICATED=1 on a trusted network")
 
 
 class CotError(ValueError):
@@ -248,6 +295,7 @@ class CotServer:
         self.clients: set[CotClient] = set()
         self.stats: Counter = Counter()
         self.port: int | None = None
+        self.refused: str | None = None
 
     def ssl_context(self) -> ssl.SSLContext | None:
         s = self.settings
@@ -262,6 +310,15 @@ class CotServer:
         return ctx
 
     async def start(self) -> None:
+        """Listen, unless the settings would let unauthenticated clients in from the
+        network (see the module docstring): then log why and stay closed."""
+        self.refused = refusal(self.settings)
+        if self.refused:
+            log.error("CoT listener not started: %s", self.refused)
+            return
+        if not self.settings.ca and not is_loopback(self.settings.host):
+            log.warning("CoT listener on %s accepts clients without certificates "
+                        "(TOCSIN_COT_ALLOW_UNAUTHENTICATED)", self.settings.host)
         ctx = self.ssl_context()
         self.server = await asyncio.start_server(self._serve, self.settings.host,
                                                  self.settings.port, ssl=ctx,
@@ -287,7 +344,9 @@ class CotServer:
 
         hub = get_hub(self.rt)
         peer = writer.get_extra_info("peername")
-        client = CotClient(f"{peer[0]}:{peer[1]}" if peer else "?", writer)
+        name = _cert_name(writer.get_extra_info("peercert"))
+        client = CotClient((f"{peer[0]}:{peer[1]}" if peer else "?")
+                           + (f" ({name})" if name else ""), writer)
         self.clients.add(client)
         pusher = asyncio.create_task(self._push(client))
         buf = bytearray()
@@ -329,7 +388,7 @@ class CotServer:
         items = [{"op_unit_id": u, "lat": ev.lat, "lon": ev.lon, "at": ev.time,
                   "heading": ev.course, "speed": ev.speed,
                   "accuracy": ev.ce if ev.ce < UNKNOWN else None} for u in unit_ids]
-        result = hub.ingest(items, source="cot", client=f"cot:{client.peer}")
+        result = hub.ingest(items, source="cot", client=f"cot:{client.peer}", rate_key="cot")
         for r in result["rejected"]:
             self._reject(client, f"position of {ev.uid!r}: {r['reason']}")
         if result["accepted"]:
@@ -371,6 +430,15 @@ class CotServer:
                 except ConnectionError:
                     return
                 self.stats["sent"] += len(out)
+
+
+def _cert_name(cert: dict | None) -> str | None:
+    """The common name of a verified client certificate (for the logs)."""
+    for rdn in (cert or {}).get("subject", ()):
+        for key, value in rdn:
+            if key == "commonName":
+                return value
+    return None
 
 
 def get_cot(runtime: Runtime) -> CotServer:

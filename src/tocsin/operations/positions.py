@@ -49,7 +49,7 @@ TICK = 0.05
 FLUSH = 1.0
 FUTURE_SKEW = 30.0  # seconds a device clock may run ahead
 MARGIN_KM = 25.0  # how far outside the operation's area a position is still accepted
-RATE = 5.0  # positions per second per unit and client, sustained
+RATE = 5.0  # positions per second per unit and sender (see ``ingest``), sustained
 BURST = 10.0
 MAX_PENDING = 2_000_000  # rows kept in memory while the database is unreachable
 QUEUE_FRAMES = 200
@@ -233,10 +233,13 @@ class PositionHub:
 
     def ingest(self, items: list, *, source: str, client: str,
                principal: Principal | None = None, manage_ops: frozenset[int] = frozenset(),
-               operation_id: int | None = None) -> dict:
+               operation_id: int | None = None, rate_key: str | None = None) -> dict:
         """Validate and buffer positions. ``principal`` None means a trusted gateway
         (the CoT listener); otherwise the sender must be a member of each unit or
-        manage its operation. Returns ``{"accepted": n, "rejected": [...]}``."""
+        manage its operation. The flood limit applies per unit and ``rate_key``
+        (default ``client``): a key that outlives a connection (a device session, or
+        one key for all CoT connections) so that reconnecting does not refill it.
+        Returns ``{"accepted": n, "rejected": [...]}``."""
         now = time.time()
         rejected: list[dict] = []
         accepted_rows: list[tuple] = []
@@ -280,7 +283,7 @@ class PositionHub:
             if b is not None and not (b[0] <= lon <= b[2] and b[1] <= lat <= b[3]):
                 self._reject(rejected, i, "outside_operation")
                 continue
-            key = (client, uid)
+            key = (rate_key or client, uid)
             bucket = self.buckets.get(key)
             if bucket is None:
                 bucket = self.buckets[key] = [BURST, now]
