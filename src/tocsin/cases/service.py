@@ -706,7 +706,8 @@ class CaseService:
             if grant:
                 share = access.grant(s, "case", str(case.id), user_id=req.requester_id,
                                      action="read", granted_by=p.user_id,
-                                     expires_at=utcnow() + dt.timedelta(days=days))
+                                     expires_at=utcnow() + dt.timedelta(days=days),
+                                     record_unit_id=case.unit_id)
                 req.share_id = share.id
             emit(s, DomainEvent(type=f"cases.access.{req.status}", actor_id=p.user_id,
                                 unit_id=case.unit_id, record_kind="case", record_id=str(case.id),

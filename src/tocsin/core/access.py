@@ -8,25 +8,34 @@ A record belongs to a unit. A user may act on it when
 or the record is explicitly shared with the user or with a unit that contains
 the user. A share carries its action: a ``read`` share lets its grantee read,
 a ``write`` share lets it read and change; an expired share gives nothing.
-Domain modules declare their record kinds with ``register_kind`` and ask
-``decide``/``require`` with the record's grants (``grants_of``); no route decides
-alone. ``readable_units_clause`` and ``writable_units_clause`` give the same rule
-as SQL filters for listings and searches.
+Domain modules declare their record kinds with ``register_kind`` (with a
+``describe`` hook when a record has an owning user) and ask ``decide``/``require``
+about the ``Resource`` that ``resource_of`` builds (owner, grants); no route
+decides alone. ``readable_units_clause`` and ``writable_units_clause`` give the
+same rule as SQL filters for listings and searches.
+
+Shares are made and withdrawn with ``grant``/``revoke``, which emit an
+``access.share.*`` event about the record; a module whose own data changes who
+may see a record emits ``access.changed`` (``changed``). Whoever caches access
+facts (the live feed) drops them on these events.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from sqlalchemy import ColumnElement, String, cast, false, literal, or_, select, true
 
 from tocsin.core.database import utcnow
-from tocsin.core.errors import BadInput, Forbidden
+from tocsin.core.errors import BadInput, Forbidden, NotFound
+from tocsin.core.events import DomainEvent, emit
 from tocsin.core.identity.models import Role, Share, Unit
 
 ALL_ROLES = frozenset(r.value for r in Role)
 ACTIONS = ("read", "write")
+CHANGE_EVENTS = "access."  # type prefix of the events after which access facts are stale
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,11 +85,17 @@ class Resource:
             shared_write_unit_paths=grants.write_unit_paths)
 
 
+# ``describe(session, record_id)``: the ``Resource`` fields a kind's own tables hold
+# (e.g. ``{"owner_user_id": 7}``); {} for a record that does not exist.
+Describe = Callable[[Any, str], dict[str, Any]]
+
+
 @dataclasses.dataclass(frozen=True)
 class KindRule:
     read: frozenset[str]
     write: frozenset[str]
     scope: str = "subtree"  # or "force": every holder of the role, nationwide
+    describe: Describe | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,15 +110,16 @@ class Decision:
 _RULES: dict[str, KindRule] = {}
 
 
-def register_kind(kind: str, *, read: Iterable[str], write: Iterable[str], scope: str = "subtree"
-                  ) -> None:
-    """Declare a record kind and which roles may read and change it."""
+def register_kind(kind: str, *, read: Iterable[str], write: Iterable[str], scope: str = "subtree",
+                  describe: Describe | None = None) -> None:
+    """Declare a record kind, which roles may read and change it and, with ``describe``,
+    how to read the access facts of one record that live in the kind's own tables."""
     unknown = (set(read) | set(write)) - ALL_ROLES
     if unknown:
         raise ValueError(f"unknown roles for {kind}: {sorted(unknown)}")
     if scope not in ("subtree", "force"):
         raise ValueError(f"unknown scope {scope!r}")
-    _RULES[kind] = KindRule(frozenset(read), frozenset(write), scope)
+    _RULES[kind] = KindRule(frozenset(read), frozenset(write), scope, describe)
 
 
 def rule_for(kind: str) -> KindRule:
@@ -184,10 +200,35 @@ def shares_of(session, kind: str, record_id: str) -> tuple[frozenset[int], tuple
     return grants.user_ids, grants.unit_paths
 
 
+def resource_of(session, kind: str, record_id: str | None, owner_unit_path: str | None
+                ) -> Resource:
+    """Everything ``decide`` needs about one record: its owning unit (given), what the
+    kind's ``describe`` reads (owner, ...) and its live grants. The same queries run
+    whether the record exists or not."""
+    resource = Resource(kind, owner_unit_path, id=record_id)
+    if record_id is None:
+        return resource
+    describe = rule_for(kind).describe
+    if describe is not None:
+        resource = dataclasses.replace(resource, **describe(session, record_id))
+    return resource.with_grants(grants_of(session, kind, record_id))
+
+
+def _share_event(session, type_: str, share: Share, actor_id: int | None,
+                 unit_id: int | None) -> None:
+    emit(session, DomainEvent(
+        type=type_, actor_id=actor_id, unit_id=unit_id, record_kind=share.record_kind,
+        record_id=share.record_id, audience=[],  # a fact for caches and the log, not a push
+        payload={"share_id": share.id, "action": share.action,
+                 "grantee_user_id": share.grantee_user_id,
+                 "grantee_unit_id": share.grantee_unit_id}))
+
+
 def grant(session, kind: str, record_id: str, *, user_id: int | None = None,
           unit_id: int | None = None, action: str = "read", granted_by: int | None = None,
-          expires_at=None) -> Share:
-    """Share one record with a user or a unit (and its subtree), for ``action``."""
+          expires_at=None, record_unit_id: int | None = None) -> Share:
+    """Share one record with a user or a unit (and its subtree), for ``action``.
+    ``record_unit_id``, the record's owning unit, files the event where auditors look."""
     if action not in ACTIONS:
         raise BadInput(f"a share is for one of {ACTIONS}", code="share.action_invalid")
     if (user_id is None) == (unit_id is None):
@@ -198,7 +239,28 @@ def grant(session, kind: str, record_id: str, *, user_id: int | None = None,
                   expires_at=expires_at)
     session.add(share)
     session.flush()
+    _share_event(session, "access.share.granted", share, granted_by, record_unit_id)
     return share
+
+
+def revoke(session, kind: str, record_id: str, share_id: int, *,
+           revoked_by: int | None = None, record_unit_id: int | None = None) -> None:
+    """Withdraw one share of one record."""
+    share = session.get(Share, share_id)
+    if share is None or share.record_kind != kind or share.record_id != record_id:
+        raise NotFound("share not found", code="share.not_found")
+    _share_event(session, "access.share.revoked", share, revoked_by, record_unit_id)
+    session.delete(share)
+    session.flush()
+
+
+def changed(session, kind: str, record_id: str, *, actor_id: int | None = None,
+            record_unit_id: int | None = None, what: str = "") -> None:
+    """Say that who may see a record changed for a reason of the kind's own (its members,
+    its classification...): caches of access facts drop the record."""
+    emit(session, DomainEvent(type="access.changed", actor_id=actor_id, unit_id=record_unit_id,
+                              record_kind=kind, record_id=record_id, audience=[],
+                              payload={"what": what}))
 
 
 def _clause(principal: Principal, action: str, kind: str, owner_unit_id_col,

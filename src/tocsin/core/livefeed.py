@@ -4,8 +4,13 @@ The client connects to ``/api/v1/live`` and sends ``{"type": "auth",
 "access_token": ...}`` first (browsers cannot set headers on a websocket, and a
 token in the URL would end up in logs). Each event is sent to a connection
 only if it names the user in its audience or ``core.access`` lets the user read
-the record it is about. When a session is revoked (on any node: the bus
-carries the event) its sockets are closed at once.
+the record it is about: the same decision as every read, with the record's
+owner and shares (``access.resource_of``). Those facts are looked up once per
+record, not once per connection, and kept in a small cache that drops a record
+on its ``access.*`` events (a share granted or revoked, members changed: the bus
+brings them from every node) and after ``ACCESS_TTL`` seconds at the latest
+(shares expire; a module may still write a share without ``access.grant``).
+When a session is revoked (on any node) its sockets are closed at once.
 """
 
 from __future__ import annotations
@@ -14,7 +19,9 @@ import asyncio
 import contextlib
 import json
 import logging
-from dataclasses import dataclass, field
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field, replace
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
@@ -30,6 +37,8 @@ AUTH_TIMEOUT = 10
 QUEUE_LIMIT = 1000
 CLOSE_REVOKED = 4401
 CLOSE_SLOW = 4408
+ACCESS_TTL = 10.0  # seconds the access facts of one record are trusted
+ACCESS_CACHE = 10_000  # records whose access facts are kept
 
 
 @dataclass(eq=False)
@@ -45,16 +54,42 @@ class LiveFeed:
         self.runtime = runtime
         self.connections: set[Connection] = set()
         self.loop: asyncio.AbstractEventLoop | None = None
+        # (kind, record id) -> (access facts without the owning unit, monotonic deadline)
+        self._facts: OrderedDict[tuple[str, str], tuple[Resource, float]] = OrderedDict()
         runtime.bus.subscribe(self.on_event)
 
-    def may_see(self, principal: Principal, event: DomainEvent) -> bool:
+    def _forget(self, event: DomainEvent) -> None:
+        if event.type.startswith(access.CHANGE_EVENTS) and event.record_kind:
+            self._facts.pop((event.record_kind, event.record_id or ""), None)
+
+    def resource_for(self, event: DomainEvent) -> Resource:
+        """What ``core.access`` needs about the record of ``event`` (KeyError for a kind
+        not declared to it). The owning unit is the event's: a record can move."""
+        path = self.runtime.units.path(event.unit_id)
+        if event.record_id is None:
+            return Resource(event.record_kind, path)
+        key = (event.record_kind, event.record_id)
+        access.rule_for(event.record_kind)
+        cached = self._facts.get(key)
+        now = time.monotonic()
+        if cached is None or cached[1] <= now:
+            with self.runtime.db.read() as s:
+                facts = access.resource_of(s, event.record_kind, event.record_id, None)
+            cached = (facts, now + ACCESS_TTL)
+            self._facts[key] = cached
+            while len(self._facts) > ACCESS_CACHE:
+                self._facts.popitem(last=False)
+        self._facts.move_to_end(key)
+        return replace(cached[0], owner_unit_path=path)
+
+    def may_see(self, principal: Principal, event: DomainEvent,
+                resource: Resource | None = None) -> bool:
         if event.audience is not None:
             return principal.user_id in event.audience
         if not event.record_kind:
             return False
         try:
-            resource = Resource(event.record_kind,
-                                self.runtime.units.path(event.unit_id))
+            resource = resource or self.resource_for(event)
             return access.decide(principal, "read", resource).allowed
         except KeyError:  # kind not declared to core.access: never pushed
             return False
@@ -65,17 +100,23 @@ class LiveFeed:
             self.loop.call_soon_threadsafe(self._dispatch, event)
 
     def _dispatch(self, event: DomainEvent) -> None:
+        self._forget(event)
         revoked = None
         if event.type == "identity.session.revoked":
             revoked = event.payload.get("session_id")
         message = None
+        resource: Resource | None = None  # looked up once, for the first who needs it
         for conn in list(self.connections):
             if revoked and conn.principal.session_id == revoked:
                 conn.close_code = CLOSE_REVOKED
                 conn.closed.set()
                 continue
             try:
-                visible = self.may_see(conn.principal, event)
+                if resource is None and event.audience is None and event.record_kind:
+                    resource = self.resource_for(event)
+                visible = self.may_see(conn.principal, event, resource)
+            except KeyError:  # kind not declared to core.access: never pushed
+                visible = False
             except Exception:  # a failed check hides the event; it never leaks it
                 log.exception("visibility check failed for %s", event.type)
                 visible = False
@@ -100,7 +141,7 @@ class LiveFeed:
                 raise TocsinError("first message must be {type: auth, access_token}",
                                   code="token_missing")
             principal = await asyncio.to_thread(self.runtime.identity.authenticate, token)
-        except (TocsinError, asyncio.TimeoutError, ValueError, WebSocketDisconnect) as exc:
+        except (TimeoutError, TocsinError, ValueError, WebSocketDisconnect) as exc:
             code = getattr(exc, "code", "token_missing")
             with contextlib.suppress(Exception):
                 await ws.send_json({"type": "error", "code": code})
