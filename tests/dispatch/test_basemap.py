@@ -20,9 +20,9 @@ def test_basemap_features_in_bbox_by_style_and_zoom(client, force):
     far = client.get(url.format(12), headers=h).json()
     far_styles = {f["properties"]["style"] for f in far["features"]}
     assert "building" not in far_styles and "road" not in far_styles
-    points = lambda c: sum(len(f["geometry"]["coordinates"]) for f in c["features"]  # noqa
+    points = lambda c: sum(len(f["geometry"]["coordinates"]) for f in c["features"]
                            if f["geometry"]["type"] == "LineString")
-    majors = lambda c: [f for f in c["features"] if f["properties"]["style"] == "major"]  # noqa
+    majors = lambda c: [f for f in c["features"] if f["properties"]["style"] == "major"]
     assert points({"features": majors(far)}) < points({"features": majors(fc)})
     # nothing outside the extract
     empty = client.get("/api/v1/geo/basemap?bbox=2.3,48.8,2.4,48.9&zoom=16", headers=h)
@@ -40,3 +40,27 @@ def test_simplify_keeps_ends_and_shape():
     out = _simplify(line, 0.1)
     assert out[0].tolist() == [0, 0] and out[-1].tolist() == [4, 0]
     assert [3, 5] in out.tolist() and [1, 0.01] not in out.tolist()
+
+
+def test_map_config_gives_the_bundled_area_or_the_tile_url(client, force, runtime):
+    h = force.headers(client, "calltaker")
+    r = client.get("/api/v1/geo/map-config", headers=h)
+    assert r.status_code == 200, r.text
+    cfg = r.json()
+    assert cfg["tile_url"] is None and cfg["basemap"] == "osm"
+    (south, west), (north, east) = cfg["bounds"]
+    assert 60.16 < south < 60.165 and 60.178 < north < 60.18
+    assert 24.93 < west < 24.94 and 24.95 < east < 24.96
+    lat, lon = cfg["center"]
+    assert south < lat < north and west < lon < east
+    # the drawn basemap covers that area
+    bm = client.get(f"/api/v1/geo/basemap?bbox={west},{south},{east},{north}&zoom=13",
+                    headers=h).json()
+    assert bm["features"]
+    runtime.settings.tile_url = "https://tiles.example/{z}/{x}/{y}.png?key=k"
+    cfg = client.get("/api/v1/geo/map-config", headers=h).json()
+    assert cfg["tile_url"] == "https://tiles.example/{z}/{x}/{y}.png?key=k"
+    assert cfg["basemap"] == "tiles" and cfg["bounds"] == [[south, west], [north, east]]
+    runtime.settings.tile_url = "https://tiles.example/tile.png"  # not a template
+    assert client.get("/api/v1/geo/map-config", headers=h).json()["basemap"] == "osm"
+    assert client.get("/api/v1/geo/map-config").status_code == 401

@@ -49,12 +49,35 @@ def test_import_csv_shows_progress_and_counts(paris, data_dir):
     assert (data_dir / "geo" / "addresses.json").is_file()
 
 
+def test_import_osm_builds_addresses_roads_and_basemap(data_dir, tmp_path, capsys):
+    from tests.geo.town import EDGES, NODES, write_town
+
+    pbf = write_town(tmp_path / "town.osm.pbf")
+    rc, out, err = run(capsys, "geo", "import", str(pbf))
+    assert rc == 0, err
+    assert "imported town.osm.pbf (osm)" in out and "9 addresses, 8 streets" in out
+    assert f"road graph: {NODES} nodes, {EDGES} edges; map area lat 48.85400..48.85670, " \
+           "lon 2.34900..2.35320" in out
+    assert "basemap: 1 park, 1 building, 4 road, 4 major" in out
+    assert "building the road graph" in err and "drawing the basemap" in err
+    csv = tmp_path / "paris.csv"
+    csv.write_text(CSV, encoding="utf-8")
+    rc, out, _ = run(capsys, "geo", "import", str(csv))
+    assert rc == 0 and "roads and basemap unchanged (from town.osm.pbf)" in out
+    info = json.loads((data_dir / "geo" / "addresses.json").read_text())
+    assert info["format"] == "csv" and info["roads"]["nodes"] == NODES
+    rc, _, err = run(capsys, "geo", "import", str(write_town(tmp_path / "bare.osm.pbf",
+                                                               roads=False)))
+    assert rc == 2 and "[geo.no_roads]" in err
+
+
 def test_geocode_the_imported_addresses(paris, capsys):
     rc, out, _ = run(capsys, "geocode", "14 rue de la paix", "--json", "--limit", "2")
     assert rc == 0
     found = json.loads(out)
     assert found[0]["label"] == "14 Rue de la Paix, 75002 Paris"
     assert (found[0]["lat"], found[0]["lon"]) == (48.8692, 2.3306)
+    assert found[0]["source_id"] == "a2"  # the CSV's id column
     assert found[0]["score"] == 1.0 and found[0]["kind"] == "address"
     rc, out, _ = run(capsys, "geocode", "quai des orfevres 3")
     assert rc == 0 and "3 Quai des Orfèvres, 75001 Paris" in out and "score" in out
@@ -99,7 +122,7 @@ def test_geocode_reverse(paris, capsys):
     assert rc == 0
     res = json.loads(out)
     assert res["address"]["label"] == "12 Rue de la Paix, 75002 Paris"
-    assert 0 < res["address"]["distance_m"] < 10
+    assert 0 < res["address"]["distance_m"] < 10 and res["address"]["source_id"] == "a1"
     rc, out, _ = run(capsys, "geocode", "--reverse", "48.86905", "2.3310")
     assert rc == 0 and out.startswith("address: 12 Rue de la Paix") and "m away" in out
     rc, out, _ = run(capsys, "geocode", "--reverse", "0", "0")

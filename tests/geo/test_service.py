@@ -119,3 +119,27 @@ def test_dispatch_uses_the_platform_geo_service(runtime, geo):
     assert get_service(runtime).geo is get_geo(runtime) is geo
     graph = geo.road_graph()
     assert geo.road_graph() is graph and (runtime.settings.geo_dir / "roads").is_dir()
+
+
+def test_addresses_keep_the_id_of_their_source(tmp_path):
+    from tests.geo.town import write_town
+
+    csv = tmp_path / "paris.csv"
+    csv.write_text(CSV.replace("a2,", " bâtiment-2 ,"))
+    d = tmp_path / "geo"
+    svc = GeoService(d)
+    svc.import_file(csv)
+    found = svc.search_json("14 rue de la paix", limit=1)[0]
+    assert found["source_id"] == "bâtiment-2" and found["id"].startswith("address:")
+    assert [c.source_id for c in svc.search("rue de la paix 12", limit=1)] == ["a1"]
+    assert svc.reverse(48.8635, 2.3350).address.source_id == "a3"
+    assert svc.search("rue de la paix 13", limit=1)[0].source_id is None  # interpolated
+    # an OSM address is its node or way
+    svc.import_file(write_town(tmp_path / "town.osm.pbf"))
+    assert svc.search("Rue B 2", limit=1)[0].source_id == "n112"
+    assert svc.search("Rue A 9", limit=1)[0].source_id == "w2000"
+    # an index saved before ids were kept still loads, without them
+    info = svc.info()
+    for name in ("ad_ref", "ad_ref_off"):
+        (d / info["dir"] / f"{name}.npy").unlink()
+    assert GeoService(d).search("Rue B 2", limit=1)[0].source_id is None

@@ -6,8 +6,11 @@
     tocsin geocode --batch FILE [--limit N] [--json]
     tocsin geocode --reverse LAT LON [--json]
 
-The index lives under ``$TOCSIN_DATA_DIR/geo``; until something is imported
-the bundled Helsinki extract is used (built and saved on first use). With
+The map data lives under ``$TOCSIN_DATA_DIR/geo``; until something is imported
+the bundled Helsinki extract is used (built and saved on first use). An
+``.osm.pbf`` sets the whole area: address index, road graph (dispatch's
+routing and its "outside the map" check) and basemap; a CSV address base
+replaces the addresses only. A running server follows on its next use. With
 ``--batch`` every input line gives one output line, in order: with
 ``--json`` a JSON array of ranked candidates (``label``, ``score``, ``lat``,
 ``lon``...); a line that is not a usable query gives ``[]`` and a warning on
@@ -32,7 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     actions = geo.add_subparsers(dest="geo_cmd", metavar="ACTION")
     geo.set_defaults(func=lambda _args: _usage(geo))
 
-    p = actions.add_parser("import", help="import an OpenStreetMap extract or a CSV address base")
+    p = actions.add_parser("import", help="import an OpenStreetMap extract (addresses, roads, "
+                                          "basemap) or a CSV address base (addresses only)")
     p.add_argument("file", type=Path, help=".osm.pbf, or CSV with columns "
                                            "id,housenumber,street,postcode,city,lat,lon")
     p.add_argument("--format", choices=["osm", "csv"], help="default: from the file name")
@@ -80,8 +84,8 @@ def cmd_import(args: argparse.Namespace) -> int:
 
     def progress(phase: str, done: int, total: int | None) -> None:
         now = time.monotonic()
-        if total is None and phase != "save" and now - last[0] < 1.0:
-            return  # counters: at most one line a second
+        if total is None and phase in ("read", "records") and now - last[0] < 1.0:
+            return  # counters: at most one line a second (steps always print)
         last[0] = now
         t = f"{now - started:6.1f}s"
         if phase == "read" and total:
@@ -90,6 +94,10 @@ def cmd_import(args: argparse.Namespace) -> int:
             _say(f"{t}  reading {args.file.name}: {done:,} OSM objects")
         elif phase == "records":
             _say(f"{t}  indexing: {done:,} records")
+        elif phase == "roads":
+            _say(f"{t}  building the road graph")
+        elif phase == "basemap":
+            _say(f"{t}  drawing the basemap")
         else:
             _say(f"{t}  saving the index")
 
@@ -99,6 +107,16 @@ def cmd_import(args: argparse.Namespace) -> int:
     print(f"imported {args.file.name} ({info['format']}) in {info['seconds']:.1f} s: "
           f"{c.get('addresses', 0):,} addresses, {c.get('streets', 0):,} streets, "
           f"{c.get('places', 0):,} places, {c.get('pois', 0):,} POIs")
+    roads, base = info.get("roads"), info.get("basemap")
+    if info["format"] != "osm":
+        kept = Path(roads["source"]).name if roads else "the bundled Helsinki extract"
+        print(f"roads and basemap unchanged (from {kept})")
+        return 0
+    (south, west), (north, east) = roads["bounds"]
+    print(f"road graph: {roads['nodes']:,} nodes, {roads['edges']:,} edges; map area "
+          f"lat {south:.5f}..{north:.5f}, lon {west:.5f}..{east:.5f}")
+    drawn = ", ".join(f"{n:,} {style}" for style, n in base["counts"].items() if n)
+    print(f"basemap: {drawn or 'nothing to draw'}")
     return 0
 
 

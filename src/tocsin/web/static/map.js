@@ -3,10 +3,12 @@
 //
 //   const map = await TocsinMap.create("map", { center: [60.17, 24.94], zoom: 14 });
 //
-// The basemap: a raster tile URL when the deployment configures one
-// (TOCSIN_TILE_URL); otherwise streets, buildings and water drawn from the
-// imported OpenStreetMap data itself (GET /api/v1/geo/basemap?bbox=...), since a
-// closed police network has no tile server.
+// GET /api/v1/geo/map-config says how: a raster tile layer when the deployment
+// configures a tile URL (TOCSIN_TILE_URL); otherwise streets, buildings and water
+// drawn from the imported OpenStreetMap data itself (GET /api/v1/geo/basemap?bbox=...),
+// since a closed police network has no tile server. It also gives the bounds and
+// centre of the imported area: a map without a centre of its own, or with one
+// outside that area, opens on the area's centre. The config stays on map.config.
 const TocsinMap = (function () {
   const STYLE = {
     water: { color: "#1f4e79", weight: 0, fillColor: "#1f4e79", fillOpacity: 0.9 },
@@ -23,9 +25,13 @@ const TocsinMap = (function () {
   }
 
   async function create(target, opts = {}) {
-    const cfg = await Tocsin.api("GET", "/api/v1/geo/map-config").catch(() => ({}));
+    const cfg = (await Tocsin.api("GET", "/api/v1/geo/map-config").catch(() => null)) || {};
+    const area = cfg.bounds ? L.latLngBounds(cfg.bounds).pad(0.5) : null;
+    const center = opts.center && (!area || area.contains(opts.center))
+      ? opts.center : cfg.center || opts.center || [60.17, 24.94];
     const map = L.map(target, { preferCanvas: true, zoomControl: true })
-      .setView(opts.center || cfg.center || [60.17, 24.94], opts.zoom || cfg.zoom || 14);
+      .setView(center, opts.zoom || cfg.zoom || 14);
+    map.config = cfg;
     if (cfg.tile_url) {
       L.tileLayer(cfg.tile_url, { maxZoom: 19, attribution: cfg.attribution || "" }).addTo(map);
     } else {
