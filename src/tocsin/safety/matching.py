@@ -36,7 +36,11 @@ from tocsin.engines.resolve import normalise as rn
 SUGGEST_PROBABILITY = 0.9   # engine match probability from which a merge is suggested
 SEARCH_PROBABILITY = 0.5
 BACKGROUND = "bg:"
-_FIELDS = ("id", "given_name", "surname", "date_of_birth", "phone")
+_FIELDS = ("id", "given_name", "surname", "date_of_birth", "phone", "address", "id_number")
+# Attributes of an identity record besides names, birth date and phone (each with its
+# provenance, like the others), in the order ``engine_record`` takes them.
+EXTRA_ATTRIBUTES = ("address", "id_number", "birth_name", "usage_name")
+RECORD_COLUMNS = ("given_names", "surname", "birth_date", "phone", *EXTRA_ATTRIBUTES)
 
 
 @lru_cache(maxsize=1)
@@ -62,18 +66,34 @@ def address_key(address: str) -> str | None:
         raise _bad(err) from None
 
 
-def normalise(given: str, surname: str, birth_date: str | None, phone: str | None
+def normalise(given: str, surname: str, birth_date: str | None, phone: str | None, *,
+              address: str | None = None, id_number: str | None = None,
+              birth_name: str | None = None, usage_name: str | None = None
               ) -> dict[str, Any]:
-    """Check identity fields with the engine; the canonical forms, or ``BadInput``."""
+    """Check identity fields with the engine; the canonical forms, or ``BadInput``.
+
+    ``birth_name`` (maiden name) and ``usage_name`` (married or usage name) are other
+    surnames of the same person; ``address`` is kept as written (checked by the
+    engine), ``id_number`` in its canonical form (letters and digits, upper case)."""
     try:
         g = rn.parse_given_names(given)
         sn = rn.parse_surname(surname)
+        others = [rn.parse_surname(x) for x in (birth_name, usage_name) if x]
         birth = rn.parse_date(birth_date) if birth_date else None
         tel = rn.normalise_phone(phone) if phone else None
+        if address:
+            rn.normalise_address(address)
+        ident = rn.normalise_id_number(id_number) if id_number else None
     except ValueError as err:
         raise _bad(err) from None
+    flags = set(g.flags) | set(sn.flags)
+    for o in others:
+        flags |= set(o.flags)
     return {"given": g.text, "surname": sn.text, "birth_date": birth.iso() if birth else None,
-            "phone": tel, "flags": sorted(set(g.flags) | set(sn.flags))}
+            "phone": tel, "address": address.strip() if address else None, "id_number": ident,
+            "birth_name": birth_name.strip() if birth_name else None,
+            "usage_name": usage_name.strip() if usage_name else None,
+            "flags": sorted(flags)}
 
 
 def fingerprint(source: str, source_ref: str | None, norm: dict[str, Any]) -> str:
@@ -84,16 +104,45 @@ def fingerprint(source: str, source_ref: str | None, norm: dict[str, Any]) -> st
     else:
         basis = "|".join(["val", source, norm["given"], norm["surname"],
                           norm["birth_date"] or "", norm["phone"] or ""])
+        extra = [norm.get(k) or "" for k in EXTRA_ATTRIBUTES]
+        if any(extra):  # records saying only the first fields keep their fingerprint
+            basis += "|" + "|".join(x.strip().lower() for x in extra)
     return hashlib.sha256(basis.encode()).hexdigest()
 
 
+def engine_surname(surname: str, birth_name: str | None = None,
+                   usage_name: str | None = None) -> str:
+    """The surname as the engine reads every surname of a person: ``Martin née Dupont``
+    (birth name), ``Dupont épouse Martin`` (usage name), ``alias`` for a third one."""
+    if not birth_name and not usage_name:
+        return surname
+
+    def core(x: str) -> str:
+        return rn.parse_surname(x).core
+
+    main = core(surname)
+    text = surname
+    seen = {main}
+    if birth_name and core(birth_name) not in seen:
+        text += f" née {birth_name}"
+        seen.add(core(birth_name))
+        if usage_name and core(usage_name) not in seen:
+            text += f" alias {usage_name}"
+    elif usage_name and core(usage_name) not in seen:
+        text += f" épouse {usage_name}"
+    return text
+
+
 def engine_record(rec_id: Any, given: str, surname: str, birth_date: str | None,
-                  phone: str | None) -> dict[str, Any]:
-    out: dict[str, Any] = {"id": str(rec_id), "given_name": given, "surname": surname}
-    if birth_date:
-        out["date_of_birth"] = birth_date
-    if phone:
-        out["phone"] = phone
+                  phone: str | None, address: str | None = None, id_number: str | None = None,
+                  birth_name: str | None = None, usage_name: str | None = None
+                  ) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": str(rec_id), "given_name": given,
+                           "surname": engine_surname(surname, birth_name, usage_name)}
+    for name, value in (("date_of_birth", birth_date), ("phone", phone), ("address", address),
+                        ("id_number", id_number)):
+        if value:
+            out[name] = value
     return out
 
 
@@ -121,7 +170,7 @@ class PersonDirectory:
     def _catch_up(self, s: Session) -> None:
         from tocsin.safety.models import SafetyIdentityRecord as R
 
-        rows = s.execute(select(R.id, R.given_names, R.surname, R.birth_date, R.phone)
+        rows = s.execute(select(R.id, *[getattr(R, c) for c in RECORD_COLUMNS])
                          .where(R.id > self._last_id).order_by(R.id)).all()
         if not rows and self._index is not None:
             return

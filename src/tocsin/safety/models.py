@@ -62,6 +62,10 @@ class SafetyIdentityRecord(Base):
     surname: Mapped[str] = mapped_column(String(200))
     birth_date: Mapped[str | None] = mapped_column(String(10))  # ISO, may be partial: 1981-03
     phone: Mapped[str | None] = mapped_column(String(40))
+    address: Mapped[str | None] = mapped_column(String(300))  # as written
+    id_number: Mapped[str | None] = mapped_column(String(40))  # canonical: A-Z and 0-9
+    birth_name: Mapped[str | None] = mapped_column(String(200))  # maiden name
+    usage_name: Mapped[str | None] = mapped_column(String(200))  # married or usage name
     fingerprint: Mapped[str] = mapped_column(String(64), unique=True)
     created_by: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

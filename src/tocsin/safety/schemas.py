@@ -57,6 +57,12 @@ class IdentityRecordIn(StrictModel):
     surname: PersonName
     birth_date: Annotated[str, Field(max_length=40)] | None = None
     phone: Annotated[str, Field(max_length=40)] | None = None
+    birth_name: PersonName | None = None  # maiden name
+    usage_name: PersonName | None = None  # married or usage name
+    address: Annotated[str, Field(min_length=1, max_length=300),
+                       AfterValidator(_single_line)] | None = None
+    id_number: Annotated[str, Field(min_length=1, max_length=40),
+                         AfterValidator(_single_line)] | None = None
 
 
 class ExpectedPersonIn(StrictModel):

@@ -255,7 +255,9 @@ def add_record(rt: Runtime, principal: Principal, body: IdentityRecordIn,
     Likely duplicates found by the resolve engine become merge suggestions for
     a human to review; nothing is merged automatically.
     """
-    norm = matching.normalise(body.given_names, body.surname, body.birth_date, body.phone)
+    norm = matching.normalise(body.given_names, body.surname, body.birth_date, body.phone,
+                              address=body.address, id_number=body.id_number,
+                              birth_name=body.birth_name, usage_name=body.usage_name)
     fingerprint = matching.fingerprint(body.source, body.source_ref, norm)
     with rt.db.session() as s:
         dup = s.scalar(select(SafetyIdentityRecord).where(
@@ -281,7 +283,9 @@ def add_record(rt: Runtime, principal: Principal, body: IdentityRecordIn,
         rec = SafetyIdentityRecord(
             person_id=person.id, source=body.source, source_ref=body.source_ref,
             given_names=body.given_names, surname=body.surname, birth_date=norm["birth_date"],
-            phone=norm["phone"], fingerprint=fingerprint, created_by=principal.user_id)
+            phone=norm["phone"], address=norm["address"], id_number=norm["id_number"],
+            birth_name=norm["birth_name"], usage_name=norm["usage_name"],
+            fingerprint=fingerprint, created_by=principal.user_id)
         s.add(rec)
         try:
             with s.begin_nested():
@@ -291,8 +295,8 @@ def add_record(rt: Runtime, principal: Principal, body: IdentityRecordIn,
                            code="safety.record.duplicate") from None
         _event(s, principal, "safety.person.record_added", "person", person.id, person.unit_id,
                record_id=rec.id, source=body.source, new_person=person_id is None)
-        query = matching.engine_record(rec.id, rec.given_names, rec.surname, rec.birth_date,
-                                       rec.phone)
+        query = matching.engine_record(rec.id, *(getattr(rec, c)
+                                                 for c in matching.RECORD_COLUMNS))
         suggestions = _suggest(rt, s, principal, person, query)
         return {"person_id": person.id, "record_id": rec.id, "version": person.version,
                 "name_flags": norm["flags"], "suggestions": suggestions}
@@ -351,7 +355,7 @@ def get_person(rt: Runtime, principal: Principal, person_id: int) -> dict[str, A
         for r in records:
             prov = {"record_id": r.id, "source": r.source, "source_ref": r.source_ref,
                     "recorded_at": as_utc(r.created_at).isoformat(), "recorded_by": r.created_by}
-            for name in ("given_names", "surname", "birth_date", "phone"):
+            for name in matching.RECORD_COLUMNS:
                 value = getattr(r, name)
                 if value:
                     attrs.setdefault(name, {}).setdefault(value, []).append(prov)
@@ -375,8 +379,7 @@ def get_person(rt: Runtime, principal: Principal, person_id: int) -> dict[str, A
             "attributes": {k: [{"value": v, "sources": p} for v, p in vals.items()]
                            for k, vals in attrs.items()},
             "records": [{"id": r.id, "source": r.source, "source_ref": r.source_ref,
-                         "given_names": r.given_names, "surname": r.surname,
-                         "birth_date": r.birth_date, "phone": r.phone,
+                         **{c: getattr(r, c) for c in matching.RECORD_COLUMNS},
                          "recorded_at": as_utc(r.created_at).isoformat()} for r in records],
             "flags": shown, "flags_withheld": withheld,
             "merges": [_merge_out(m) for m in merges],

@@ -64,3 +64,21 @@ def test_explain_and_add(index):
     assert len(small) == 2
     assert small.lookup({"surname": "Legall", "given_name": "Anne",
                          "date_of_birth": "06/05/1980"})[0].id == "y"
+
+
+def test_lookup_by_birth_or_usage_surname_without_a_birth_date(index):
+    idx, _, _ = index
+    small = PersonIndex([
+        {"id": "married", "surname": "Martin née Dupont", "given_name": "Sophie"},
+        {"id": "maiden", "surname": "Lefèvre", "given_name": "Claire"},
+        {"id": "other", "surname": "Dupont", "given_name": "Marc"},
+    ], model=idx.model)
+    # by her birth name: the index keys her other surname with her given name
+    hits = small.lookup({"surname": "Dupont", "given_name": "Sophie"}, top_k=3)
+    assert hits and hits[0].id == "married"
+    assert small.explain({"surname": "Dupont", "given_name": "Sophie"}, hits[0]) \
+        .contributions[1].level == "birth/usage name or swapped"
+    # a query naming her married name finds the record kept under her birth name
+    hits = small.lookup({"surname": "Bernard née Lefebvre", "given_name": "Claire"}, top_k=3)
+    assert hits and hits[0].id == "maiden"
+    assert not small.lookup({"surname": "Dupont", "given_name": "Zoé"}, min_score=0.5)

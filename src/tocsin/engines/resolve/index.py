@@ -6,7 +6,9 @@ hashes with the matching row numbers. A lookup normalises the query, hashes
 its keys (and the day/month-swapped birth date when there is one), finds each
 key's rows with a binary search, unions them (at most ``max_per_key`` rows
 per key) and scores that small candidate set with the Fellegi–Sunter
-:class:`~tocsin.engines.resolve.scoring.Model`. Cost: a few binary searches
+:class:`~tocsin.engines.resolve.scoring.Model`. A person's other surnames
+(``Martin née Dupont``: birth, usage, alias) are keyed with the given name too,
+so a lookup by either surname finds the person without a birth date. Cost: a few binary searches
 plus scoring a few hundred candidates, whatever the number of persons.
 
 Keys are hashed with Python's ``hash`` (salted per process): the index lives
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tocsin.engines.resolve.blocking import _join, _prefix, _unordered
+from tocsin.engines.resolve.phonetic import fonem_skeleton
 from tocsin.engines.resolve.records import Table, concat, prepare
 from tocsin.engines.resolve.scoring import (
     DEFAULT_COMPARISONS,
@@ -44,6 +47,25 @@ INDEX_RULES = (
 )
 _DOB_RULES = frozenset({"surname_phonetic+birth_year", "given_phonetic+date_of_birth",
                         "date_of_birth+given_initial"})
+# A person's other surnames (birth/maiden, usage/married, alias: ``Martin née Dupont``):
+# each indexed with the given name, under the key a query's main surname makes
+# (``names_skeleton_unordered``), and a query's other surnames looked up there too.
+# So "Sophie Dupont" finds "Sophie Martin née Dupont" without a birth date, and back.
+MAX_OTHER_SURNAMES = 2
+_NAMES_RULE = "names_skeleton_unordered"
+
+
+def _other_surname_keys(t: Table) -> list[np.ndarray]:
+    """One key array per rank of other surname (empty where a row has none)."""
+    alts = [a.split() if a and " " in a else () for a in t["surname_alts"]]
+    out = []
+    for k in range(1, MAX_OTHER_SURNAMES + 1):
+        if not any(len(a) > k for a in alts):
+            break
+        skel = np.empty(len(alts), dtype=object)
+        skel[:] = [fonem_skeleton(a[k]) if len(a) > k else "" for a in alts]
+        out.append(_unordered(t["given_skel"], skel))
+    return out
 
 
 def _hashes(keys: np.ndarray) -> np.ndarray:
@@ -92,10 +114,22 @@ class PersonIndex:
             model, tf=term_frequencies([table], model.comparisons))
         self._keys: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         for name, fn in INDEX_RULES:
-            h = _hashes(fn(table))
-            rows = np.flatnonzero(h != 0)
-            order = rows[np.argsort(h[rows], kind="stable")]
-            self._keys[name] = (h[order], order.astype(np.int64))
+            self._keys[name] = self._sorted([fn(table)])
+        self._other = self._sorted(_other_surname_keys(table))
+
+    @staticmethod
+    def _sorted(key_arrays: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """(sorted key hashes, their rows) of one or more key arrays over the rows."""
+        hashes, rows = [], []
+        for keys in key_arrays:
+            h = _hashes(keys)
+            r = np.flatnonzero(h != 0)
+            hashes.append(h[r])
+            rows.append(r.astype(np.int64))
+        h = np.concatenate(hashes) if hashes else np.empty(0, np.int64)
+        r = np.concatenate(rows) if rows else np.empty(0, np.int64)
+        order = np.argsort(h, kind="stable")
+        return h[order], r[order]
 
     def __len__(self) -> int:
         return len(self.table)
@@ -117,18 +151,27 @@ class PersonIndex:
             swapped.columns["dob_day"] = np.array([int(alt[6:])], dtype=np.int32)
             variants.append(swapped)
         found = []
+
+        def probe(index: tuple[np.ndarray, np.ndarray], h: int) -> None:
+            hashes, rows = index
+            if h == 0:
+                return
+            lo = np.searchsorted(hashes, h, side="left")
+            hi = np.searchsorted(hashes, h, side="right")
+            if hi > lo:
+                found.append(rows[lo:min(hi, lo + self.max_per_key)])
+
         for name, fn in INDEX_RULES:
-            hashes, rows = self._keys[name]
             for k, v in enumerate(variants):
                 if k and name not in _DOB_RULES:
                     continue
-                h = _hashes(fn(v))[0]
-                if h == 0:
-                    continue
-                lo = np.searchsorted(hashes, h, side="left")
-                hi = np.searchsorted(hashes, h, side="right")
-                if hi > lo:
-                    found.append(rows[lo:min(hi, lo + self.max_per_key)])
+                probe(self._keys[name], _hashes(fn(v))[0])
+        names = dict(INDEX_RULES)[_NAMES_RULE]
+        probe(self._other, _hashes(names(q))[0])  # our main surname, their other ones
+        for keys in _other_surname_keys(q):  # our other surnames, their main or other ones
+            h = _hashes(keys)[0]
+            probe(self._keys[_NAMES_RULE], h)
+            probe(self._other, h)
         if not found:
             return np.empty(0, np.int64)
         return np.unique(np.concatenate(found))
