@@ -26,7 +26,7 @@ from tocsin.core.errors import NotFound
 from tocsin.core.events import DomainEvent, emit
 from tocsin.core.identity.models import Unit
 from tocsin.core.runtime import Runtime
-from tocsin.safety import geo
+from tocsin.safety import geo, matching
 from tocsin.safety.models import (
     SafetyIdentityRecord,
     SafetyOperation,
@@ -103,6 +103,9 @@ def generate(runtime: Runtime, *, places: int, operations: int, persons: int,
                          "fingerprint": hashlib.sha256(f"gen|{person0 + i}".encode()).hexdigest(),
                          "created_at": now})
         with db.session() as s:
+            first = matching.allocate(s, len(rrow))  # the person directory reads these
+            for k, row in enumerate(rrow):
+                row["index_seq"] = first + k
             s.execute(insert(SafetyPerson), prow)
             s.execute(insert(SafetyIdentityRecord), rrow)
     progress(f"  {persons:,} persons")

@@ -7,8 +7,14 @@ index holds record ids; which person a record belongs to (merges move records)
 is always read from the database.
 
 The index is kept per process and brought up to date from the database before
-each lookup (records with a larger id than the last one indexed), so every app
-node sees records written on the others.
+each lookup, so every app node sees records written on the others. It reads the
+records by ``index_seq``, not by ``id``: on PostgreSQL ids are handed out when a
+row is inserted, so a transaction holding id 10 may commit after one holding id
+11, and "ids above the last one seen" would skip record 10 for ever.
+``index_seq`` comes from a counter row taken by :func:`stamp_records` as the
+last write of the transaction and locked until it commits, so the values are
+committed in order: once a reader sees value ``n``, every value below ``n`` is
+already visible to it.
 
 Calibration: the engine's weights need a population. A force starting out has
 few records, and term frequencies and ``u`` probabilities measured on ten
@@ -26,7 +32,8 @@ import threading
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tocsin.core.errors import BadInput
@@ -159,29 +166,62 @@ def explanation(exp: Any) -> list[dict[str, Any]]:
     return rows
 
 
+RECORDS_COUNTER = "identity_records"
+
+
+def allocate(s: Session, n: int, name: str = RECORDS_COUNTER) -> int:
+    """The first of ``n`` consecutive values of counter ``name``, in commit order.
+
+    The counter row stays locked until ``s``'s transaction ends, so whoever takes
+    later values commits after this transaction: call it as the last write."""
+    from tocsin.safety.models import SafetyCounter as C
+    from tocsin.safety.models import SafetyIdentityRecord as R
+
+    bump = update(C).where(C.name == name).values(value=C.value + n)
+    if s.execute(bump).rowcount == 0:  # no row yet (a database built without the seed)
+        start = s.scalar(select(func.coalesce(func.max(R.index_seq), 0))) or 0
+        try:
+            with s.begin_nested():
+                s.add(C(name=name, value=start))
+                s.flush()
+        except IntegrityError:  # created meanwhile by another writer
+            pass
+        s.execute(bump)
+    return s.scalar(select(C.value).where(C.name == name)) - n + 1
+
+
+def stamp_records(s: Session, records: list[Any]) -> None:
+    """Give new identity records their ``index_seq``: the last write before commit."""
+    if records:
+        first = allocate(s, len(records))
+        for k, rec in enumerate(records):
+            rec.index_seq = first + k
+
+
 class PersonDirectory:
-    """The engine's ``PersonIndex`` over all identity records, caught up on demand."""
+    """The engine's ``PersonIndex`` over all identity records, caught up on demand
+    by ``index_seq`` (see the module docstring)."""
 
     def __init__(self) -> None:
         self._index: PersonIndex | None = None
-        self._last_id = 0
+        self._last_seq = 0
         self._lock = threading.Lock()
 
     def _catch_up(self, s: Session) -> None:
         from tocsin.safety.models import SafetyIdentityRecord as R
 
-        rows = s.execute(select(R.id, *[getattr(R, c) for c in RECORD_COLUMNS])
-                         .where(R.id > self._last_id).order_by(R.id)).all()
+        rows = s.execute(select(R.index_seq, R.id, *[getattr(R, c) for c in RECORD_COLUMNS])
+                         .where(R.index_seq > self._last_seq).order_by(R.index_seq)).all()
         if not rows and self._index is not None:
             return
-        batch = [engine_record(*r) for r in rows]
+        batch = [engine_record(*r[1:]) for r in rows]
         if self._index is None:
             model, background = _reference()
             self._index = PersonIndex(list(background) + batch, model=model)
         else:
             self._index.add(batch)
         if rows:
-            self._last_id = rows[-1][0]
+            self._last_seq = rows[-1][0]
 
     def lookup(self, s: Session, query: dict[str, Any], *, top_k: int = 20,
                min_probability: float = SEARCH_PROBABILITY) -> list[tuple[int, float, list]]:

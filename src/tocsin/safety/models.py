@@ -67,8 +67,20 @@ class SafetyIdentityRecord(Base):
     birth_name: Mapped[str | None] = mapped_column(String(200))  # maiden name
     usage_name: Mapped[str | None] = mapped_column(String(200))  # married or usage name
     fingerprint: Mapped[str] = mapped_column(String(64), unique=True)
+    # Handed out in commit order (``tocsin.safety.matching.stamp_records``), unlike ``id``:
+    # what the person directory of every node reads to catch up, so none is ever skipped.
+    index_seq: Mapped[int | None] = mapped_column(BigInteger, unique=True)
     created_by: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class SafetyCounter(Base):
+    """A named counter; taking values locks its row until the transaction ends."""
+
+    __tablename__ = "safety_counters"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class SafetyMerge(Base):

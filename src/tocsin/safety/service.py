@@ -298,6 +298,7 @@ def add_record(rt: Runtime, principal: Principal, body: IdentityRecordIn,
         query = matching.engine_record(rec.id, *(getattr(rec, c)
                                                  for c in matching.RECORD_COLUMNS))
         suggestions = _suggest(rt, s, principal, person, query)
+        matching.stamp_records(s, [rec])  # last: it holds the counter until commit
         return {"person_id": person.id, "record_id": rec.id, "version": person.version,
                 "name_flags": norm["flags"], "suggestions": suggestions}
 
