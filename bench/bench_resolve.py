@@ -19,11 +19,16 @@ Same data, same machine, same run:
     blocking (given, dob) | (surname, dob) | (postcode, surname) | id | phone,
     prior from a deterministic rule, u by random sampling, m by EM on
     dob-blocked and name-blocked pairs; matches at probability >= 0.5.
+* Phonetic keys: ours (fonem, its skeleton, a French Soundex) vs jellyfish's and
+  the French keys on PyPI (phonetic-fr, phonex, dprj, abydos' FONEM, Phonex,
+  Henry code and French Beider-Morse; addok-fr when importable) on real French
+  name variants and different names, the project's list and a held-out one
+  (``tocsin.engines.resolve.phonetic.comparison``).
 * PersonIndex: build on N synthetic persons and time ``lookup`` (p50/p99)
   for queries that are exact copies or corrupted variants of indexed persons.
 
 Run:  .venv/bin/python bench/bench_resolve.py [--french 5000] [--index-size 10000000]
-      [--queries 2000] [--skip-peers]
+      [--queries 2000] [--skip-peers] [--skip-index] [--skip-phonetic]
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ import numpy as np
 from tocsin.engines.resolve import PersonIndex, dedupe, link
 from tocsin.engines.resolve.blocking import candidate_pairs
 from tocsin.engines.resolve.febrl import febrl_records, true_pairs
+from tocsin.engines.resolve.phonetic import comparison_lines
 from tocsin.engines.resolve.records import Table, prepare, prepare_columns
 from tocsin.engines.resolve.synthetic_fr import generate, index_columns
 
@@ -237,6 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--queries", type=int, default=2000)
     ap.add_argument("--skip-peers", action="store_true")
     ap.add_argument("--skip-index", action="store_true")
+    ap.add_argument("--skip-phonetic", action="store_true",
+                    help="without the phonetic keys' comparison")
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore")
     logging.getLogger("splink").setLevel(logging.ERROR)
@@ -283,6 +291,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:<36}{engine:<15}{p:>10.4f}{r:>8.4f}{f1:>8.4f}{kept_s:>12}"
                   f"{secs:>9.2f}s{f1_ratio:>10.3f}{t_ratio:>11.2f}")
     print("F1 ratio = our F1 / engine's F1; time ratio = engine's time / our time.")
+    if not args.skip_phonetic:
+        print("\nFrench phonetic keys on real name variants (ours vs the PyPI peers):")
+        for line in comparison_lines():
+            print(line)
     if not args.skip_index:
         index_bench(args.index_size, args.queries)
     return 0

@@ -6,7 +6,11 @@ from tocsin.engines.resolve.phonetic import (
     ALGORITHMS,
     DEFAULT,
     DISTINCT_PAIRS,
+    HELD_OUT_DISTINCT_PAIRS,
+    HELD_OUT_VARIANT_PAIRS,
     VARIANT_PAIRS,
+    comparison,
+    comparison_lines,
     fonem,
     fonem_skeleton,
     measure,
@@ -50,3 +54,42 @@ def test_measurement_supports_the_default():
     precise = {k: v for k, v in result.items() if v[1] / nd <= 0.05}
     assert max(precise, key=lambda k: precise[k][0]) == "fonem"
     assert set(result) == set(ALGORITHMS)
+
+
+def test_comparison_table_without_any_peer():
+    rows = comparison(peers=False)
+    assert [r["key"] for r in rows] == list(ALGORITHMS)
+    lines = comparison_lines(rows)
+    assert lines[0].startswith("phonetic key") and len(lines) == len(rows) + 2
+    fonem_row = next(r for r in rows if r["key"] == "fonem")
+    assert fonem_row["ours"] and fonem_row["project"] == measure()["fonem"]
+    held = fonem_row["held_out"]  # the held-out lists: fonem was never tuned on them
+    assert held[0] / len(HELD_OUT_VARIANT_PAIRS) >= 0.9 and held[1] == 0
+
+
+def test_sets_of_spellings_agree_when_they_share_one():
+    keys = {"Dupont": frozenset({"dupon", "dupont"}), "Dupond": frozenset({"dupon"}),
+            "Durand": frozenset({"dyran"})}
+    got = measure({"set": keys.get}, variant_pairs=(("Dupont", "Dupond"),),
+                  distinct_pairs=(("Dupont", "Durand"),))
+    assert got == {"set": (1, 0)}
+
+
+def test_phonetic_fr_is_compared_and_fonem_still_measures_best():
+    """phonetic-fr (and whichever other French peer is installed) on both lists: the
+    default stays the key with the best recall among those that merge at most 5% of
+    different names. If a peer ever measures better, this fails: decide, don't drift."""
+    pytest.importorskip("phonetic_fr")
+    rows = {r["key"]: r for r in comparison()}
+    assert "phonetic-fr" in rows
+    nv = len(VARIANT_PAIRS) + len(HELD_OUT_VARIANT_PAIRS)
+    nd = len(DISTINCT_PAIRS) + len(HELD_OUT_DISTINCT_PAIRS)
+
+    def total(r):
+        return ((r["project"][0] + r["held_out"][0]) / nv,
+                (r["project"][1] + r["held_out"][1]) / nd)
+
+    precise = {k: total(r)[0] for k, r in rows.items() if total(r)[1] <= 0.05}
+    assert max(precise, key=precise.get) == DEFAULT, {k: total(r) for k, r in rows.items()}
+    ours, theirs = total(rows["fonem"]), total(rows["phonetic-fr"])
+    assert ours[0] > theirs[0] and ours[1] <= theirs[1], (ours, theirs)
