@@ -3,9 +3,8 @@
 Revision ID: safety_0002
 Revises: safety_0001
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = 'safety_0002'
 down_revision = 'safety_0001'

@@ -3,9 +3,8 @@
 Revision ID: safety_0003
 Revises: safety_0002
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = 'safety_0003'
 down_revision = 'safety_0002'
