@@ -6,12 +6,14 @@ from __future__ import annotations
 import io
 import struct
 
+import pytest
 from PIL import Image
 from sqlalchemy import select
 
 from tests.messaging.helpers import C3, Mx, jpeg
+from tocsin.messaging import crypto
 from tocsin.messaging.models import Media
-from tocsin.messaging.storage import get_media
+from tocsin.messaging.storage import MediaService, get_media
 
 
 def _media_id(uri: str) -> str:
@@ -160,3 +162,81 @@ def test_encrypted_blob_detects_tampering(tmp_path):
                 continue
         raise AssertionError("tampered blob decrypted")
     assert struct.calcsize(">QB") == 9
+
+
+def _row(runtime, media_id: str) -> Media:
+    with runtime.db.read() as s:
+        return s.get(Media, media_id)
+
+
+def _decrypts_under(runtime, m: Media, scope: str) -> bytes:
+    ms = get_media(runtime)
+    return b"".join(ms.store.read(scope, ms.key_for(scope), m.sha256))
+
+
+def test_media_from_a_standard_client_moves_to_the_conversation_key(client, force, runtime):
+    a, b = Mx(client, "patrol1"), Mx(client, "patrol2")
+    room = a.create_room(name="Scene", invite=[b.user_id])
+    b.post(f"{C3}/rooms/{room}/join")
+    other = a.create_room(name="Station")
+    # a standard Matrix client names no conversation at upload: the uploader's key
+    up = a.upload(jpeg((400, 300))).json()
+    uri, thumb_uri = up["content_uri"], up["org.tocsin.thumbnail_uri"]
+    before, thumb_before = _row(runtime, _media_id(uri)), _row(runtime, _media_id(thumb_uri))
+    user_scope = f"user:{force.users['patrol1']}"
+    assert before.scope == thumb_before.scope == user_scope and before.room_id is None
+    store = get_media(runtime).store
+    plain = _decrypts_under(runtime, before, user_scope)
+    # first attached to a conversation: re-encrypted under that conversation's key
+    a.send_ok(room, content={"msgtype": "m.image", "body": "scene.jpg", "url": uri,
+                             "info": {"thumbnail_url": thumb_uri}})
+    room_scope = "room:" + room[1:].split(":")[0]
+    for before_row in (before, thumb_before):
+        after = _row(runtime, before_row.id)
+        assert (after.scope, after.room_id) == (room_scope, room[1:].split(":")[0])
+        assert not store.path(user_scope, after.sha256).exists()  # the old copy is gone
+        assert store.path(room_scope, after.sha256).read_bytes()[:4] == b"TCM1"
+    moved = _row(runtime, before.id)
+    assert _decrypts_under(runtime, moved, room_scope) == plain
+    with pytest.raises(crypto.CorruptBlob):  # the uploader's key no longer opens it
+        ms = get_media(runtime)
+        with open(store.path(room_scope, moved.sha256), "rb") as fh:
+            b"".join(crypto.decrypt_stream(ms.key_for(user_scope), fh))
+    dl = f"/_matrix/client/v1/media/download/tocsin.local/{_media_id(uri)}"
+    assert b.get(dl).content == plain
+    # shared again elsewhere: it stays under the first conversation's key, still readable
+    a.send_ok(other, content={"msgtype": "m.image", "body": "again", "url": uri})
+    assert _row(runtime, before.id).scope == room_scope
+    assert a.get(dl).content == plain
+
+
+def test_an_interrupted_move_is_finished_later(client, force, runtime, monkeypatch):
+    a = Mx(client, "patrol1")
+    room = a.create_room(name="Scene")
+    uri = a.upload(jpeg((64, 48))).json()["content_uri"]
+
+    def crash(self, media_id, room_id):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(MediaService, "rescope", crash)
+    a.send_ok(room, content={"msgtype": "m.image", "body": "x.jpg", "url": uri})  # still sent
+    assert _row(runtime, _media_id(uri)).scope.startswith("user:")
+    dl = f"/_matrix/client/v1/media/download/tocsin.local/{_media_id(uri)}"
+    assert a.get(dl).status_code == 200
+    monkeypatch.undo()
+    assert get_media(runtime).rescope_pending() == 1
+    assert _row(runtime, _media_id(uri)).scope == "room:" + room[1:].split(":")[0]
+    assert a.get(dl).status_code == 200
+    assert get_media(runtime).rescope_pending() == 0
+
+
+def test_an_alert_photo_moves_to_the_broadcast_channel_key(client, force, runtime):
+    up = Mx(client, "commander1").upload(jpeg((64, 48))).json()
+    r = client.post("/api/v1/messaging/alerts", headers=force.headers(client, "commander1"),
+                    json={"kind": "missing_person", "title": "Missing: Aino, 8",
+                          "unit_codes": ["B1111"], "photo": up["content_uri"]})
+    room = r.json()["room_id"][1:].split(":")[0]
+    assert _row(runtime, _media_id(up["content_uri"])).scope == f"room:{room}"
+    got = Mx(client, "patrol1").get("/_matrix/client/v1/media/download/tocsin.local/"
+                                    + _media_id(up["content_uri"]))
+    assert got.status_code == 200 and got.content[:3] == b"\xff\xd8\xff"

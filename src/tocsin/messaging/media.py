@@ -205,18 +205,32 @@ class BlobStore:
             for block in iter(lambda: fh.read(1 << 20), b""):
                 sha.update(block)
         digest = sha.hexdigest()
-        dest = self.path(scope, digest)
-        size = src.stat().st_size
-        if dest.exists():  # content-addressed: the same bytes in the same conversation
-            return digest, size
+        with open(src, "rb") as fh:
+            self._write(scope, key, digest, iter(lambda: fh.read(1 << 20), b""))
+        return digest, src.stat().st_size
+
+    def _write(self, scope: str, key: bytes, sha: str, chunks: Iterator[bytes]) -> None:
+        """Encrypt plaintext ``chunks`` to the blob (scope, sha): atomic, durable, and a
+        no-op when it exists (content-addressed: the same bytes in the same scope)."""
+        dest = self.path(scope, sha)
+        if dest.exists():
+            return
         dest.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = self.temp_file()
-        with os.fdopen(fd, "wb") as out, open(src, "rb") as fh:
-            crypto.encrypt_stream(key, iter(lambda: fh.read(1 << 20), b""), out)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, dest)
-        return digest, size
+        try:
+            with os.fdopen(fd, "wb") as out:
+                crypto.encrypt_stream(key, chunks, out)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, dest)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def reencrypt(self, old_scope: str, old_key: bytes, new_scope: str, new_key: bytes,
+                  sha: str) -> None:
+        """Copy a blob to another scope under that scope's key (streamed: the plaintext
+        never reaches the disk). The old blob stays; the caller deletes it."""
+        self._write(new_scope, new_key, sha, self.read(old_scope, old_key, sha))
 
     def put_bytes(self, scope: str, key: bytes, data: bytes) -> tuple[str, int]:
         fd, tmp = self.temp_file()
@@ -228,11 +242,18 @@ class BlobStore:
             tmp.unlink(missing_ok=True)
 
     def read(self, scope: str, key: bytes, sha: str) -> Iterator[bytes]:
-        path = self.path(scope, sha)
-        if not path.exists():
-            raise FileNotFoundError(sha)
-        with open(path, "rb") as fh:
-            yield from crypto.decrypt_stream(key, fh)
+        """The decrypted bytes. The file is opened now (FileNotFoundError if absent), so
+        a download that has started survives the blob being moved or deleted."""
+        try:
+            fh = open(self.path(scope, sha), "rb")  # noqa: SIM115 - closed by the generator
+        except FileNotFoundError:
+            raise FileNotFoundError(sha) from None
+
+        def chunks() -> Iterator[bytes]:
+            with fh:
+                yield from crypto.decrypt_stream(key, fh)
+
+        return chunks()
 
     def delete(self, scope: str, sha: str) -> None:
         self.path(scope, sha).unlink(missing_ok=True)

@@ -2,7 +2,8 @@
 
 Every ``TOCSIN_MESSAGING_PURGE_INTERVAL`` seconds (default 3600; 0 turns it off)
 it runs ``MessagingService.purge_expired`` (nodes take turns through a database
-lock on PostgreSQL; a purge with nothing due only reads). The first run comes a
+lock on PostgreSQL; a purge with nothing due only reads), then finishes any
+interrupted move of media to its conversation's key. The first run comes a
 minute after startup at most. ``close`` (called when the runtime stops) wakes the
 thread and waits for a purge in progress to finish.
 """
@@ -14,6 +15,7 @@ import threading
 
 from tocsin.core.runtime import Runtime
 from tocsin.messaging.service import MessagingService, PurgeReport, get_service
+from tocsin.messaging.storage import get_media
 
 log = logging.getLogger(__name__)
 FIRST_RUN_MAX = 60.0
@@ -21,6 +23,7 @@ FIRST_RUN_MAX = 60.0
 
 class RetentionWorker:
     def __init__(self, runtime: Runtime, svc: MessagingService):
+        self.rt = runtime
         self.svc = svc
         self.interval = svc.config.purge_interval
         self.runs = 0
@@ -46,6 +49,7 @@ class RetentionWorker:
             wait = self.interval
             try:
                 report = self.svc.purge_expired()
+                get_media(self.rt).rescope_pending()
             except Exception:  # the next run tries again
                 log.exception("retention purge failed")
                 continue

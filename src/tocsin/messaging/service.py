@@ -16,6 +16,7 @@ import datetime as dt
 import hashlib
 import html
 import json
+import logging
 import re
 import secrets
 import threading
@@ -57,6 +58,7 @@ from tocsin.messaging.models import (
     Upload,
 )
 
+log = logging.getLogger(__name__)
 ALL_ROLES = [r.value for r in Role]
 ALERT_ROLES = ["commander", "dispatcher", "administrator"]
 # Members reach a conversation through the service's membership rules; the kinds
@@ -558,8 +560,7 @@ class MessagingService:
                                   session_id=session_id, txn_id=txn_id, relates_to=relates_to,
                                   rel_type=rel_type,
                                   search_text=self._search_text(content))
-                self._attach_media(s, room, principal, content)
-                return ev
+                to_move = self._attach_media(s, room, principal, content)
         except Exception as exc:
             # Two copies of one client message racing: the loser returns the winner's event.
             if txn_id and session_id and "uq_msg_events_txn" in str(exc).lower():
@@ -567,6 +568,8 @@ class MessagingService:
                 if done is not None:
                     return done
             raise
+        self._move_to_room_key(ev.room_id, to_move)
+        return ev
 
     def _by_txn(self, session_id: str, txn_id: str) -> Event | None:
         with self.db.read() as s:
@@ -597,7 +600,10 @@ class MessagingService:
                 f"@{n}:{self.server_name}" for n in known)}
         return content
 
-    def _attach_media(self, s: Session, room: Room, principal: Principal, content: dict) -> None:
+    def _attach_media(self, s: Session, room: Room, principal: Principal, content: dict
+                      ) -> list[str]:
+        """Let the room's members read the media the content names. Returns the media
+        still under their uploader's key, to move to the room's key after the commit."""
         urls = []
         for key in ("url",):
             if isinstance(content.get(key), str):
@@ -605,6 +611,7 @@ class MessagingService:
         info = content.get("info")
         if isinstance(info, dict) and isinstance(info.get("thumbnail_url"), str):
             urls.append(info["thumbnail_url"])
+        to_move: list[str] = []
         for url in urls:
             media_id = self.media_id_from_mxc(url)
             media = s.get(Media, media_id) if media_id else None
@@ -616,6 +623,23 @@ class MessagingService:
             for mid in (media.id, media.thumbnail_id):
                 if mid and s.get(MediaRef, (mid, room.id)) is None:
                     s.add(MediaRef(media_id=mid, room_id=room.id))
+            if media.scope.startswith("user:") and not media.is_thumbnail:
+                to_move.append(media.id)
+        return to_move
+
+    def _move_to_room_key(self, room_id: str, media_ids: list[str]) -> None:
+        """Re-encrypt media uploaded without a conversation under this room's key
+        (``MediaService.rescope``). The message is already sent: a failure is logged
+        and the retention worker finishes the move later."""
+        if not media_ids:
+            return
+        from tocsin.messaging.storage import get_media
+
+        for media_id in dict.fromkeys(media_ids):
+            try:
+                get_media(self.rt).rescope(media_id, room_id)
+            except Exception:
+                log.exception("could not move media %s to its conversation's key", media_id)
 
     def mxc(self, media_id: str) -> str:
         return f"mxc://{self.server_name}/{media_id}"
@@ -1087,7 +1111,7 @@ class MessagingService:
             ev = self._append(s, room, principal.user_id, "m.room.message", content,
                               session_id=principal.session_id,
                               search_text=f"{title}\n{description}".lower())
-            self._attach_media(s, room, principal, content)
+            to_move = self._attach_media(s, room, principal, content)
             alert = Alert(id=secrets.token_urlsafe(12), room_id=room.id, event_id=ev.event_id,
                           kind=kind, title=title, status="active", revision=1,
                           audience_count=self.member_count(s, room),
@@ -1098,7 +1122,8 @@ class MessagingService:
                                 unit_id=room.unit_id, record_kind="alert", record_id=alert.id,
                                 payload={"alert_id": alert.id, "kind": kind,
                                          "room_id": room.id, "units": codes}))
-            return alert
+        self._move_to_room_key(alert.room_id, to_move)
+        return alert
 
     def _alert_content(self, s: Session, priority: int, fields: dict) -> dict[str, Any]:
         """An alert as a standard ``m.room.message``: any Matrix client shows its text

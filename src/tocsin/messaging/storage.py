@@ -10,7 +10,7 @@ import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 
 from tocsin.core import secrets as core_secrets
 from tocsin.core.access import Principal
@@ -18,7 +18,7 @@ from tocsin.core.errors import BadInput, Conflict, Forbidden, NotFound, TooLarge
 from tocsin.core.events import DomainEvent, emit
 from tocsin.core.runtime import Runtime
 from tocsin.messaging import crypto, media
-from tocsin.messaging.models import Media, Room, RoomKey, Upload
+from tocsin.messaging.models import Media, MediaRef, Room, RoomKey, Upload
 from tocsin.messaging.service import MessagingService, get_service
 
 CHUNK_MAX = 8 * 1024 * 1024
@@ -257,8 +257,61 @@ class MediaService:
                                 unit_id=principal.unit_id, record_kind="conversation",
                                 record_id=m.room_id, audience=[],
                                 payload={"media_id": m.id, "thumbnail": m.is_thumbnail}))
-        key = self.key_for(m.scope)
-        return m, self.store.read(m.scope, key, m.sha256)
+        try:
+            return m, self.store.read(m.scope, self.key_for(m.scope), m.sha256)
+        except FileNotFoundError:  # moved to its conversation's key an instant ago?
+            with self.rt.db.read() as s:
+                m = s.get(Media, m.id)
+            if m is None:
+                raise NotFound("no such media", code="media.not_found") from None
+            return m, self.store.read(m.scope, self.key_for(m.scope), m.sha256)
+
+    # Moving media to its conversation's key ------------------------------
+    def rescope(self, media_id: str, room_id: str) -> bool:
+        """Re-encrypt media uploaded without a conversation (a standard Matrix client
+        names none at upload, so it is stored under its uploader's key) under the key
+        of the conversation it is first attached to, like media uploaded into it, and
+        delete the uploader-key copy. Thumbnail included. Returns whether it moved.
+
+        Safe against a concurrent move (the database row decides the winner; the
+        loser removes its copy) and against a crash (the row still names the old
+        copy, which stays until the row moves; ``rescope_pending`` finishes it)."""
+        with self.rt.db.read() as s:
+            m = s.get(Media, media_id)
+            if m is None or not m.scope.startswith("user:") or m.is_thumbnail:
+                return False
+            rows = [m] + [t for t in [s.get(Media, m.thumbnail_id or "")] if t is not None]
+        old, new = m.scope, f"room:{room_id}"
+        old_key, new_key = self.key_for(old), self.key_for(new)
+        files = {r.sha256 for r in rows}
+        for sha in files:
+            self.store.reencrypt(old, old_key, new, new_key, sha)
+        ids = [r.id for r in rows]
+        with self.rt.db.session() as s:
+            moved = s.execute(update(Media).where(Media.id.in_(ids), Media.scope == old)
+                              .values(scope=new, room_id=room_id)).rowcount or 0
+            if moved:
+                emit(s, DomainEvent(type="messaging.media.rescoped", actor_id=m.uploader_id,
+                                    record_kind="conversation", record_id=room_id,
+                                    audience=[], payload={"media_ids": ids,
+                                                          "room_id": room_id}))
+            scope_left = old if moved else new  # the loser of a race undoes its copy
+            unused = [sha for sha in files if s.scalar(select(Media.id).where(
+                Media.scope == scope_left, Media.sha256 == sha).limit(1)) is None]
+        for sha in unused:
+            self.store.delete(scope_left, sha)
+        return bool(moved)
+
+    def rescope_pending(self, limit: int = 1000) -> int:
+        """Finish moves that a crash or an error interrupted: media still under an
+        uploader's key although a conversation references it."""
+        with self.rt.db.read() as s:
+            pending = s.execute(
+                select(Media.id, func.min(MediaRef.room_id))
+                .join(MediaRef, MediaRef.media_id == Media.id)
+                .where(Media.scope.like("user:%"), Media.is_thumbnail.is_(False))
+                .group_by(Media.id).limit(limit)).all()
+        return sum(self.rescope(mid, rid) for mid, rid in pending)
 
     def _readable(self, s, m: Media, principal: Principal) -> bool:
         if m.uploader_id == principal.user_id:
