@@ -49,6 +49,9 @@ def test_two_users_photo_alert_and_revoked_device(browser, node, tmp_path):
     cmd.click("#alert-send")
     bob.click("#alerts .alert-card:has-text('Missing: Aino, 8') button.ack")
     bob.wait_for_selector("#alerts .alert-card .badge:has-text('acknowledged')")
+    # in the broadcast channel the alert (a standard m.room.message) shows as an alert card
+    bob.click("#rooms li[data-room]:has-text('Alerts: Region One')")
+    bob.wait_for_selector("#timeline li.alert-card:has-text('ALERT: Missing: Aino, 8')")
     cmd.reload()
     cmd.wait_for_selector("#alerts .ack-summary:has-text('acknowledged by 1 of 7')")
     # bob's phone is lost: he logs it out from his desk; the phone is cut off and wiped
