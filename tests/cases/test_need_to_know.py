@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import event, select, update
 
 from tests.cases.helpers import add, link, new_case, search
+from tests.conftest import PASSWORD
 from tocsin.cases.models import Case
 from tocsin.core import access
-from tocsin.core.access import Resource
-from tocsin.core.identity.models import Share, Unit, User
+from tocsin.core.identity.models import Unit, User
 
 SECRET = "zanzibar"
 
@@ -139,28 +139,74 @@ def test_a_user_moved_to_another_unit_loses_access_at_once(client, force, hidden
 
 
 def test_sql_filter_agrees_with_the_access_policy(client, force):
-    """For every user and every case: searchable exactly when core.access lets them read."""
+    """For every user and every case: searchable and listed exactly when core.access lets
+    them read it, and among the cases they may change exactly when it lets them write:
+    whatever the classification, the named investigators and the grants (to a user or a
+    unit, read or write, live or expired)."""
+    import datetime as dt
+
+    from tocsin.core.database import utcnow
+
     rt = force.runtime
+    for username, unit in (("inv_r1", "R1"), ("inv_c111", "C111"), ("inv_d11", "D11")):
+        force.users[username] = rt.identity.create_user(
+            username=username, display_name=username, unit_code=unit, roles=["investigator"],
+            password=PASSWORD).id
     heads = {u: force.headers(client, u) for u in ("inv1", "inv2")}
     cases = [new_case(client, heads["inv1"], "alpha one"),
              new_case(client, heads["inv2"], "alpha two"),
-             new_case(client, heads["inv1"], "alpha three")]
+             new_case(client, heads["inv1"], "alpha three"),
+             new_case(client, heads["inv1"], "alpha four", classification="secret"),
+             new_case(client, heads["inv1"], "alpha five", classification="confidential"),
+             new_case(client, heads["inv1"], "alpha six", classification="secret"),
+             new_case(client, heads["inv2"], "alpha seven", classification="secret")]
+    for case_id, username in ((cases[3], "inv_c111"), (cases[4], "inv_d11"),
+                              (cases[0], "inv_c111"), (cases[6], "analyst")):
+        assert client.post(f"/api/v1/cases/{case_id}/investigators", json={
+            "username": username}, headers=heads["inv1" if case_id != cases[6] else "inv2"]
+        ).status_code == 204
+    past = utcnow() - dt.timedelta(days=1)
     with rt.db.session() as s:
-        s.add(Share(record_kind="case", record_id=str(cases[2]),
-                    grantee_user_id=force.users["inv2"]))
-        d21 = s.scalar(select(Unit.id).where(Unit.code == "C111"))
-        s.add(Share(record_kind="case", record_id=str(cases[1]), grantee_unit_id=d21))
+        unit = {u.code: u.id for u in s.scalars(select(Unit))}
+        grants = [(cases[2], "user", force.users["inv2"], "read", None),
+                  (cases[1], "unit", unit["C111"], "read", None),
+                  (cases[3], "unit", unit["R1"], "read", None),  # chain of command
+                  (cases[3], "unit", unit["C111"], "write", None),  # below: nothing
+                  (cases[4], "user", force.users["inv2"], "write", None),
+                  (cases[5], "unit", unit["NAT"], "read", past),  # expired
+                  (cases[5], "user", force.users["inv_r1"], "read", past),
+                  (cases[6], "unit", unit["R2"], "write", None)]
+        for case_id, to, grantee, action, expires in grants:
+            access.grant(s, "case", str(case_id), action=action, expires_at=expires,
+                         **{f"{to}_id": grantee})
+    # a named investigator moved away keeps her name on the case, not her access
+    with rt.db.session() as s:
+        s.execute(update(User).where(User.id == force.users["inv_d11"])
+                  .values(unit_id=unit["D21"]))
+    seen = {}
     for username in force.users:
         p = force.principal(username)
         h = force.headers(client, username)
         r = client.post("/api/v1/cases/search", json={"q": "alpha"}, headers=h)
         visible = {x["case"]["id"] for x in r.json().get("results", [])}
+        listed = {c["id"] for c in client.get("/api/v1/cases", headers=h).json()}
         with rt.db.read() as s:
-            expected = set()
+            writable = set(s.scalars(select(Case.id).where(
+                access.writable_units_clause(p, "case", Case.unit_id, Case.id))))
+            expected = {"read": set(), "write": set()}
             for c in s.scalars(select(Case)):
-                users, paths = access.shares_of(s, "case", str(c.id))
-                res = Resource("case", rt.units.path(c.unit_id), shared_user_ids=users,
-                               shared_unit_paths=paths)
-                if access.decide(p, "read", res):
-                    expected.add(c.id)
-        assert visible == expected, username
+                res = access.resource_of(s, "case", str(c.id), rt.units.path(c.unit_id))
+                for action, ids in expected.items():
+                    if access.decide(p, action, res):
+                        ids.add(c.id)
+        assert visible == listed == expected["read"], username
+        assert writable == expected["write"], username
+        seen[username] = {action: {cases.index(c) for c in ids}
+                          for action, ids in expected.items()}
+    # what the rules above say, case by case (indexes into ``cases``)
+    assert seen["analyst"] == {"read": {0, 1, 2, 6}, "write": set()}  # named on 6
+    assert seen["inv_r1"] == {"read": {0, 2, 3}, "write": {0, 2}}  # R1 granted 3; 5 expired
+    assert seen["inv_c111"] == {"read": {0, 1, 3}, "write": {0, 3}}  # named on 0, 3; C111 has 1
+    assert seen["inv1"]["read"] == {0, 2, 3, 4, 5}
+    assert seen["inv2"] == {"read": {1, 2, 4, 6}, "write": {1, 4, 6}}
+    assert seen["inv_d11"] == {"read": {1, 6}, "write": {1, 6}}  # moved to D21: R2 granted 6

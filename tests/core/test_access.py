@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import pytest
@@ -147,3 +148,28 @@ def test_sql_clause_agrees_with_decide(force):
                 expected = {u.id for u in users if access.decide(
                     p, action, Resource("user", u.unit.path).with_grants(grants[u.id]))}
                 assert visible == expected, (viewer.username, action)
+
+
+def test_need_to_know_records(force):
+    """The subtree rule gives nothing on a need-to-know record; named members in the
+    owning unit's line, personal grants and unit grants on its chain of command do."""
+    rt = force.runtime
+    d11, r1, c111 = (_path(rt, c) for c in ("D11", "R1", "C111"))
+    inv1, inv2, cmd, analyst, patrol = (force.principal(u) for u in (
+        "inv1", "inv2", "commander1", "analyst", "patrol1"))
+    secret = Resource("test_note", d11, need_to_know=True)
+    assert not access.decide(inv1, "read", secret)  # her own unit, not named
+    assert not access.decide(cmd, "read", secret)
+    named = dataclasses.replace(secret, member_user_ids=frozenset({inv1.user_id,
+                                                                   inv2.user_id}))
+    assert access.decide(inv1, "write", named).reason == "named member"
+    assert not access.decide(inv2, "read", named)  # named, but serving in another region
+    assert access.decide(inv2, "read", named.with_grants(
+        Grants(user_ids=frozenset({inv2.user_id}))))
+    chain = secret.with_grants(Grants(unit_paths=(r1,)))
+    assert access.decide(cmd, "read", chain)  # R1 lies on D11's chain of command
+    assert not access.decide(patrol, "read", chain)  # B1111 is below D11
+    assert not access.decide(analyst, "read", chain)  # NAT is above the granted unit
+    assert not access.decide(patrol, "read", secret.with_grants(Grants(unit_paths=(c111,))))
+    assert access.decide(patrol, "read", Resource("test_note", d11).with_grants(
+        Grants(unit_paths=(c111,))))  # without need-to-know, a unit grant reaches below

@@ -18,6 +18,7 @@ from tocsin.cases.schemas import (
     DecisionIn,
     EntityIn,
     EntityPatch,
+    GrantIn,
     InvestigatorIn,
     LinkIn,
     MoveIn,
@@ -129,6 +130,18 @@ def move_case(case_id: int, body: MoveIn, p: PrincipalDep, rt: RuntimeDep) -> Re
 def add_investigator(case_id: int, body: InvestigatorIn, p: PrincipalDep,
                      rt: RuntimeDep) -> Response:
     get_service(rt).add_investigator(p, case_id, body.username, body.role)
+    return Response(status_code=204)
+
+
+@router.post("/cases/{case_id}/grants", status_code=201)
+def grant(case_id: int, body: GrantIn, p: PrincipalDep, rt: RuntimeDep) -> dict[str, Any]:
+    return get_service(rt).grant(p, case_id, username=body.username, unit_code=body.unit_code,
+                                 action=body.action, days=body.days)
+
+
+@router.delete("/cases/{case_id}/grants/{share_id}", status_code=204)
+def revoke_grant(case_id: int, share_id: int, p: PrincipalDep, rt: RuntimeDep) -> Response:
+    get_service(rt).revoke_grant(p, case_id, share_id)
     return Response(status_code=204)
 
 

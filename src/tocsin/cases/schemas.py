@@ -39,6 +39,13 @@ class InvestigatorIn(StrictModel):
     role: Literal["lead", "member"] = "member"
 
 
+class GrantIn(StrictModel):
+    username: str | None = Field(default=None, max_length=64)
+    unit_code: str | None = Field(default=None, max_length=64)
+    action: Literal["read", "write"] = "read"
+    days: int = Field(default=90, ge=1, le=365)
+
+
 class EntityIn(StrictModel):
     type: EntityType
     properties: dict[str, Any] = Field(default_factory=dict)

@@ -21,6 +21,7 @@ from sqlalchemy import ColumnElement, and_, intersect, or_, select
 from sqlalchemy.orm import Session
 
 from tocsin.cases import normalize as N
+from tocsin.cases import policy  # noqa: F401  (declares the "case" kind to core.access)
 from tocsin.cases.keys import ENTITY_TYPES
 from tocsin.cases.models import Case, CaseKey
 from tocsin.core import access
@@ -138,7 +139,8 @@ def conditions(c: Criteria) -> list[ColumnElement[bool]]:
 
 
 def readable(principal: Principal) -> ColumnElement[bool]:
-    """The access filter of the index, from core.access (unit subtree or explicit share)."""
+    """The access filter of the index, from core.access: unit subtree (not for a
+    need-to-know case), named investigator, or explicit share (``cases.policy``)."""
     return access.readable_units_clause(principal, "case", CaseKey.unit_id, CaseKey.case_id)
 
 

@@ -1,11 +1,12 @@
 """Investigation rules: case files, entities, links, attachments, search, hits,
 watches, access requests and the audit trail. No HTTP here.
 
-Access is decided by ``core.access`` on the record kind ``case`` (investigators
-and analysts of the owning unit's subtree, or explicit grants in core's
-``shares``). A case the caller may not read is reported exactly like a case
-that does not exist (same error, same queries), so nothing leaks through error
-messages. Every search and every opened record is an event.
+Access is decided by ``core.access`` on the record kind ``case`` as declared in
+``cases.policy`` (investigators and analysts of the owning unit's subtree, the
+case's named investigators, explicit grants in core's ``shares``; need-to-know
+for confidential and secret cases). A case the caller may not read is reported
+exactly like a case that does not exist (same error, same queries), so nothing
+leaks through error messages. Every search and every opened record is an event.
 """
 
 from __future__ import annotations
@@ -36,20 +37,16 @@ from tocsin.cases.models import (
     Watch,
     WatchAlert,
 )
+from tocsin.cases.policy import CLASSIFICATIONS, NEED_TO_KNOW, READ_ROLES
 from tocsin.core import access
 from tocsin.core.access import Principal, Resource
 from tocsin.core.database import utcnow
 from tocsin.core.errors import BadInput, Conflict, Forbidden, NotFound
 from tocsin.core.events import DomainEvent, EventRecord, emit
-from tocsin.core.identity.models import Unit, User
+from tocsin.core.identity.models import Share, Unit, User
 from tocsin.core.runtime import Runtime
 
-access.register_kind("case", read=["investigator", "analyst"], write=["investigator"])
-access.register_kind("case_audit", read=["auditor"], write=[])
-access.register_kind("case_watch", read=[], write=[])
-
 STATUSES = ("open", "suspended", "closed")
-CLASSIFICATIONS = ("restricted", "confidential", "secret")
 MAX_ENTITIES_PER_CASE = 100_000
 AUDIT_KINDS = ("case", "case_audit", "case_watch")
 
@@ -72,16 +69,14 @@ class CaseService:
 
     # Access ------------------------------------------------------------
     def _resource(self, s: Session, case_id: int, unit_id: int | None) -> Resource:
-        return Resource("case", self.rt.units.path(unit_id), id=str(case_id)).with_grants(
-            access.grants_of(s, "case", str(case_id)))
+        return access.resource_of(s, "case", str(case_id), self.rt.units.path(unit_id))
 
     def _case(self, s: Session, p: Principal, case_id: int, action: str = "read") -> Case:
         """The case if ``p`` may read it (and write it when asked), else not found.
         A case one may read but not change answers 403 to a change."""
-        grants = access.grants_of(s, "case", str(case_id))  # always: same work either way
         case = s.get(Case, case_id)
-        resource = Resource("case", self.rt.units.path(case.unit_id) if case else None,
-                            id=str(case_id)).with_grants(grants)
+        # always looked up, case or no case: the same work either way
+        resource = self._resource(s, case_id, case.unit_id if case else None)
         if case is None or not access.decide(p, "read", resource):
             raise _not_found()
         if action == "write":
@@ -150,9 +145,13 @@ class CaseService:
                 if user is None:
                     raise BadInput("no such user", code="case.contact_unknown")
                 case.contact_user_id = user.id
+            was_restricted = case.classification in NEED_TO_KNOW
             for name in ("title", "summary", "status", "classification"):
                 if changes.get(name) is not None:
                     setattr(case, name, changes[name])
+            if (case.classification in NEED_TO_KNOW) != was_restricted:
+                access.changed(s, "case", str(case.id), actor_id=p.user_id,
+                               record_unit_id=case.unit_id, what="classification")
             if "title" in changes or "summary" in changes:
                 s.execute(delete(CaseKey).where(CaseKey.case_id == case.id,
                                                 CaseKey.dtype == "case"))
@@ -167,11 +166,65 @@ class CaseService:
             user = s.scalar(select(User).where(User.username == username))
             if user is None:
                 raise BadInput("no such user", code="case.investigator_unknown")
+            if not set(user.roles or ()) & set(READ_ROLES):
+                raise BadInput("a case's investigators are investigators or analysts",
+                               code="case.investigator_role")
             if s.get(CaseInvestigator, (case.id, user.id)):
                 raise Conflict("already an investigator of this case",
                                code="case.investigator_duplicate")
             s.add(CaseInvestigator(case_id=case.id, user_id=user.id, role=role))
             self._changed(s, p, case, "investigator.added", user_id=user.id)
+            access.changed(s, "case", str(case.id), actor_id=p.user_id,
+                           record_unit_id=case.unit_id, what="investigators")
+
+    # Grants -----------------------------------------------------------
+    def grant(self, p: Principal, case_id: int, *, username: str | None = None,
+              unit_code: str | None = None, action: str = "read", days: int = 90
+              ) -> dict[str, Any]:
+        """An explicit grant by someone who may change the case: to a user, or to a unit
+        and its subtree. A need-to-know case is granted to persons, or to its owning
+        unit's chain of command (the owning unit or a unit above it), never wider."""
+        if (username is None) == (unit_code is None):
+            raise BadInput("grant to one user or one unit", code="case.grant_target")
+        with self.db.session() as s:
+            case = self._case(s, p, case_id, "write")
+            user_id = unit_id = None
+            if username is not None:
+                user_id = s.scalar(select(User.id).where(User.username == username))
+                if user_id is None:
+                    raise BadInput("no such user", code="case.grant_user_unknown")
+            else:
+                unit = s.scalar(select(Unit).where(Unit.code == unit_code))
+                if unit is None:
+                    raise BadInput("no such unit", code="case.unit_unknown")
+                if case.classification in NEED_TO_KNOW and not access.in_subtree(
+                        self.rt.units.path(case.unit_id) or "", unit.path):
+                    raise BadInput(f"a {case.classification} case is granted to persons or to "
+                                   "its unit's chain of command only",
+                                   code="case.grant_outside_chain")
+                unit_id = unit.id
+            share = access.grant(s, "case", str(case.id), user_id=user_id, unit_id=unit_id,
+                                 action=action, granted_by=p.user_id,
+                                 expires_at=utcnow() + dt.timedelta(days=days),
+                                 record_unit_id=case.unit_id)
+            return next(g for g in self._grants_of(s, case) if g["id"] == share.id)
+
+    def revoke_grant(self, p: Principal, case_id: int, share_id: int) -> None:
+        with self.db.session() as s:
+            case = self._case(s, p, case_id, "write")
+            access.revoke(s, "case", str(case.id), share_id, revoked_by=p.user_id,
+                          record_unit_id=case.unit_id)
+
+    @staticmethod
+    def _grants_of(s: Session, case: Case) -> list[dict[str, Any]]:
+        rows = s.execute(
+            select(Share, User.username, Unit.code)
+            .outerjoin(User, User.id == Share.grantee_user_id)
+            .outerjoin(Unit, Unit.id == Share.grantee_unit_id)
+            .where(Share.record_kind == "case", Share.record_id == str(case.id))
+            .order_by(Share.id)).all()
+        return [{"id": sh.id, "action": sh.action, "username": un, "unit_code": uc,
+                 "expires_at": sh.expires_at} for sh, un, uc in rows]
 
     def list_cases(self, p: Principal, *, status: str | None = None, limit: int = 100,
                    offset: int = 0) -> list[dict[str, Any]]:
@@ -206,11 +259,13 @@ class CaseService:
         links = list(s.scalars(select(Link).where(Link.case_id == case.id).order_by(Link.id)))
         attachments = list(s.scalars(select(Attachment).where(Attachment.case_id == case.id)
                                      .order_by(Attachment.id)))
+        can_write = self.can_write(s, p, case.id, case.unit_id)
         return {
             **self._case_summary(case, unit.code if unit else ""),
             "summary": case.summary, "unit_name": unit.name if unit else "",
             "contact_user_id": case.contact_user_id, "created_at": case.created_at,
-            "can_write": self.can_write(s, p, case.id, case.unit_id),
+            "can_write": can_write,
+            "grants": self._grants_of(s, case) if can_write else [],
             "investigators": [{"user_id": i, "username": u, "display_name": d, "role": r}
                               for i, u, d, r in investigators],
             "entities": [self._entity_out(e) for e in entities],

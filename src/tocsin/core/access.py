@@ -8,6 +8,16 @@ A record belongs to a unit. A user may act on it when
 or the record is explicitly shared with the user or with a unit that contains
 the user. A share carries its action: a ``read`` share lets its grantee read,
 a ``write`` share lets it read and change; an expired share gives nothing.
+
+A kind may declare need-to-know (``NeedToKnow``): its records may name members
+(a case's investigators), who read a record that names them and change it when
+a role lets them, as long as they serve in the owning unit's line (the owning
+unit, a unit above it or below it: a member moved elsewhere loses it at once);
+and some of its records are *need-to-know* (a secret case): for those, the
+unit subtree rule gives nothing. Only the owner, the named members and explicit
+grantees see them, and a unit grant reaches only the owning unit's chain of
+command (the units from the granted one down to the owning unit, not the units
+below it nor beside it).
 Domain modules declare their record kinds with ``register_kind`` (with a
 ``describe`` hook when a record has an owning user) and ask ``decide``/``require``
 about the ``Resource`` that ``resource_of`` builds (owner, grants); no route
@@ -26,7 +36,7 @@ import dataclasses
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, cast, false, literal, or_, select, true
+from sqlalchemy import ColumnElement, String, and_, cast, false, literal, not_, or_, select, true
 
 from tocsin.core.database import utcnow
 from tocsin.core.errors import BadInput, Forbidden, NotFound
@@ -77,6 +87,8 @@ class Resource:
     shared_unit_paths: tuple[str, ...] = ()
     shared_write_user_ids: frozenset[int] = frozenset()
     shared_write_unit_paths: tuple[str, ...] = ()
+    need_to_know: bool = False  # the subtree rule gives nothing: see NeedToKnow
+    member_user_ids: frozenset[int] = frozenset()
 
     def with_grants(self, grants: Grants) -> Resource:
         return dataclasses.replace(
@@ -91,11 +103,23 @@ Describe = Callable[[Any, str], dict[str, Any]]
 
 
 @dataclasses.dataclass(frozen=True)
+class NeedToKnow:
+    """The SQL form of a kind's ``need_to_know`` and ``member_user_ids`` (which its
+    ``describe`` hook gives ``decide``), for ``readable_units_clause``:
+    ``restricted(record_id_col)`` is true for need-to-know records and
+    ``member(record_id_col, user_id)`` for the records that name the user."""
+
+    restricted: Callable[[Any], ColumnElement[bool]]
+    member: Callable[[Any, int], ColumnElement[bool]]
+
+
+@dataclasses.dataclass(frozen=True)
 class KindRule:
     read: frozenset[str]
     write: frozenset[str]
     scope: str = "subtree"  # or "force": every holder of the role, nationwide
     describe: Describe | None = None
+    need_to_know: NeedToKnow | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,15 +135,19 @@ _RULES: dict[str, KindRule] = {}
 
 
 def register_kind(kind: str, *, read: Iterable[str], write: Iterable[str], scope: str = "subtree",
-                  describe: Describe | None = None) -> None:
+                  describe: Describe | None = None, need_to_know: NeedToKnow | None = None
+                  ) -> None:
     """Declare a record kind, which roles may read and change it and, with ``describe``,
-    how to read the access facts of one record that live in the kind's own tables."""
+    how to read the access facts of one record that live in the kind's own tables
+    (``need_to_know`` gives the same facts in SQL; it needs ``describe``)."""
     unknown = (set(read) | set(write)) - ALL_ROLES
     if unknown:
         raise ValueError(f"unknown roles for {kind}: {sorted(unknown)}")
     if scope not in ("subtree", "force"):
         raise ValueError(f"unknown scope {scope!r}")
-    _RULES[kind] = KindRule(frozenset(read), frozenset(write), scope, describe)
+    if need_to_know is not None and describe is None:
+        raise ValueError(f"{kind}: need_to_know needs a describe hook")
+    _RULES[kind] = KindRule(frozenset(read), frozenset(write), scope, describe, need_to_know)
 
 
 def rule_for(kind: str) -> KindRule:
@@ -140,6 +168,9 @@ def _shared(principal: Principal, action: str, resource: Resource) -> str | None
         users, paths = users | resource.shared_user_ids, paths + resource.shared_unit_paths
     if principal.user_id in users:
         return "shared with user"
+    if resource.need_to_know and not in_subtree(resource.owner_unit_path or "",
+                                                principal.unit_path):
+        return None  # a unit grant reaches the owning unit's chain of command only
     if any(in_subtree(principal.unit_path, p) for p in paths):
         return "shared with unit"
     return None
@@ -155,6 +186,13 @@ def decide(principal: Principal, action: str, resource: Resource) -> Decision:
     shared = _shared(principal, action, resource)
     if shared:
         return Decision(True, shared)
+    owner = resource.owner_unit_path
+    if principal.user_id in resource.member_user_ids and owner and (
+            in_subtree(owner, principal.unit_path) or in_subtree(principal.unit_path, owner)
+    ) and (action == "read" or principal.roles & rule.write):
+        return Decision(True, "named member")
+    if resource.need_to_know:
+        return Decision(False, "need to know: neither named nor granted")
     if not principal.roles & allowed_roles:
         return Decision(False, f"no role may {action} {resource.kind}")
     if rule.scope == "force":
@@ -269,8 +307,14 @@ def _clause(principal: Principal, action: str, kind: str, owner_unit_id_col,
     if action not in ACTIONS:
         raise ValueError(f"unknown action {action!r}")
     rule = rule_for(kind)
+    ntk = rule.need_to_know
+    if ntk is not None and record_id_col is None:
+        raise ValueError(f"{kind} is need-to-know: its SQL filter needs the record id column")
     allowed_roles = rule.read | rule.write if action == "read" else rule.write
-    share_clause: ColumnElement[bool] = false()
+    subtree = select(Unit.id).where(Unit.path.like(principal.unit_path + "%"))
+    in_chain = owner_unit_id_col.in_(subtree)  # the principal's unit is the owner's or above
+    not_restricted = not_(ntk.restricted(record_id_col)) if ntk is not None else true()
+    grants: ColumnElement[bool] = false()
     if record_id_col is not None:
         live = _live_shares(kind)
         if action == "write":
@@ -283,13 +327,19 @@ def _clause(principal: Principal, action: str, kind: str, owner_unit_id_col,
         user_shares = select(Share.record_id).where(*live,
                                                     Share.grantee_user_id == principal.user_id)
         rid = cast(record_id_col, String)  # shares name records by text id, whatever their type
-        share_clause = or_(rid.in_(unit_shares), rid.in_(user_shares))
+        by_unit = rid.in_(unit_shares)
+        if ntk is not None:
+            by_unit = and_(by_unit, or_(not_restricted, in_chain))
+        grants = or_(rid.in_(user_shares), by_unit)
+        if ntk is not None and (action == "read" or principal.roles & rule.write):
+            above = select(Unit.id).where(literal(principal.unit_path).like(Unit.path + "%"))
+            in_line = or_(in_chain, owner_unit_id_col.in_(above))  # owner above or below
+            grants = or_(grants, and_(ntk.member(record_id_col, principal.user_id), in_line))
     if not principal.roles & allowed_roles:
-        return share_clause
+        return grants
     if rule.scope == "force":
-        return true()
-    subtree = select(Unit.id).where(Unit.path.like(principal.unit_path + "%"))
-    return or_(owner_unit_id_col.in_(subtree), share_clause)
+        return or_(not_restricted, grants) if ntk is not None else true()
+    return or_(and_(in_chain, not_restricted), grants)
 
 
 def readable_units_clause(principal: Principal, kind: str, owner_unit_id_col, record_id_col=None

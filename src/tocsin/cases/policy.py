@@ -1,0 +1,58 @@
+"""Who may read and change a case: the ``case`` kind as declared to ``core.access``.
+
+Investigators and analysts read the cases of their unit's subtree, investigators
+change them. A case names its investigators: they read it and (investigators)
+change it while they serve in the owning unit's line (that unit, above or below
+it; moved elsewhere, they lose it). A case classified ``confidential`` or ``secret``
+is need-to-know: the subtree rule gives nothing on it, so an investigator or
+analyst of a unit above (up to the national root) does not see it. It is read
+only by its named investigators, by the owning unit's chain of command when the
+case's investigators grant it (a grant to the owning unit or a unit above it),
+and by users granted access, one by one, through the access-request flow.
+
+``describe`` gives ``decide`` these facts for one case, ``NEED_TO_KNOW_SQL`` the
+same facts to the SQL filters of listings and searches: the two are kept in step
+by tests/cases/test_need_to_know.py.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import exists, select
+from sqlalchemy.orm import aliased
+
+from tocsin.cases.models import Case, CaseInvestigator
+from tocsin.core import access
+
+CLASSIFICATIONS = ("restricted", "confidential", "secret")
+NEED_TO_KNOW = ("confidential", "secret")  # above "restricted": named and granted only
+READ_ROLES = ("investigator", "analyst")
+
+
+def describe(s, record_id: str) -> dict[str, Any]:
+    """The case's need-to-know and named investigators; one query, case or no case."""
+    case_id = int(record_id) if record_id.isdigit() else -1
+    rows = s.execute(select(Case.classification, CaseInvestigator.user_id)
+                     .outerjoin(CaseInvestigator, CaseInvestigator.case_id == Case.id)
+                     .where(Case.id == case_id)).all()
+    return {"need_to_know": any(r[0] in NEED_TO_KNOW for r in rows),
+            "member_user_ids": frozenset(r[1] for r in rows if r[1] is not None)}
+
+
+def _restricted(case_id_col):
+    other = aliased(Case)
+    return exists().where(other.id == case_id_col, other.classification.in_(NEED_TO_KNOW))
+
+
+def _member(case_id_col, user_id: int):
+    return case_id_col.in_(select(CaseInvestigator.case_id)
+                           .where(CaseInvestigator.user_id == user_id))
+
+
+NEED_TO_KNOW_SQL = access.NeedToKnow(restricted=_restricted, member=_member)
+
+access.register_kind("case", read=READ_ROLES, write=["investigator"], describe=describe,
+                     need_to_know=NEED_TO_KNOW_SQL)
+access.register_kind("case_audit", read=["auditor"], write=[])
+access.register_kind("case_watch", read=[], write=[])
