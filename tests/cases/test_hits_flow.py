@@ -105,3 +105,48 @@ def test_someone_elses_hit_cannot_be_used_to_ask(client, force):
     r = client.post("/api/v1/cases/access-requests", json={"hit_id": hit["id"],
                     "reason": "curious"}, headers=h1)
     assert r.status_code == 404 and r.json()["error"]["code"] == "hit.not_found"
+
+
+def test_cross_case_person_hit_by_the_resolution_engine(client, force):
+    """The same man written two ways in two regions' cases: the engine resolves him."""
+    h1, h2 = force.headers(client, "inv1"), force.headers(client, "inv2")
+    c1 = new_case(client, h1, "Fraud D11", summary="forged cheques")
+    add(client, h1, c1, "person", given_name="Jean-Pierre", family_name="DUPONT",
+        birth_date="1981-03-04", notes="uses a forged passport")
+    add(client, h1, c1, "person", given_name="Marc", family_name="Dupont",
+        birth_date="1981-07-21")  # same name, same year: another man
+    c2 = new_case(client, h2, "Fraud D21")
+    mine = add(client, h2, c2, "person", given_name="J.P.", family_name="Dupond",
+               birth_date="04/03/81")
+    assert mine["properties"]["birth_date"] == "1981-03-04"  # read day first by the engine
+    assert len(mine["hits"]) == 1
+    hit = mine["hits"][0]
+    assert hit["kind"] == "person" and 0.85 <= hit["strength"] <= 1.0
+    assert hit["other"]["unit_code"] == "D11" and hit["other_access"] is False
+    assert set(hit["other"]) == {"unit_code", "unit_name", "unit_phone", "contact_name",
+                                 "contact_username"}
+    assert "passport" not in str(mine) and "Jean-Pierre" not in str(mine)
+    theirs = client.get(f"/api/v1/cases/{c1}/hits", headers=h1).json()
+    assert [(x["kind"], x["strength"], x["other"]["unit_code"]) for x in theirs] == [
+        ("person", hit["strength"], "D21")]
+
+
+def test_person_watches_look_a_year_either_way_like_hits(client, force):
+    h1, h2 = force.headers(client, "inv1"), force.headers(client, "inv2")
+    r = client.post("/api/v1/cases/watches", json={"kind": "person", "given_name": "Paul",
+                    "family_name": "Moreau", "birth_date": "04/04/1975"}, headers=h1)
+    assert r.status_code == 201, r.text
+    c2 = new_case(client, h2, "Thefts D21")
+    add(client, h2, c2, "person", given_name="Paul", family_name="Moreau",
+        birth_date="1976-04-04")  # a year off: the watch fires, as a hit would
+    add(client, h2, c2, "person", given_name="Paul", family_name="Moreau",
+        birth_date="1977-04-04")  # two years off: it does not
+    add(client, h2, c2, "person", given_name="Sylvie", family_name="Moreau",
+        birth_date="1975-09-30")  # the same block, another person
+    alerts = client.get("/api/v1/cases/watch-alerts", headers=h1).json()
+    assert len(alerts) == 1 and alerts[0]["strength"] >= 0.85
+    assert alerts[0]["other"]["unit_code"] == "D21" and alerts[0]["other_access"] is False
+    c1 = new_case(client, h1, "Thefts D11")
+    hit = add(client, h1, c1, "person", given_name="Paul", family_name="Moreau",
+              birth_date="1975-04-04")["hits"]
+    assert [h["kind"] for h in hit] == ["person"]  # the 1976 one, not the 1977 one

@@ -2,10 +2,11 @@
 
 Whenever an entity is added or changed, each of its identifying keys is looked
 up in the whole country's ``case_keys`` (no access filter: deconfliction must
-see everything), and persons are resolved through their blocking key and the
-person matcher. A hit is stored for both sides and each side's investigators
-are told at once, with the strength and the *other* case's owning unit and
-contact, never its content. Watches are matched on the same keys.
+see everything), and persons are resolved by the entity resolution engine
+(``matching``: blocking key within a year, then the engine's score). A hit is
+stored for both sides and each side's investigators are told at once, with the
+strength and the *other* case's owning unit and contact, never its content.
+Watches are matched on the same keys, persons with the same tolerance.
 """
 
 from __future__ import annotations
@@ -51,11 +52,18 @@ def audience(s: Session, case: Case) -> list[int]:
     return sorted(ids)
 
 
-def _person_candidates(s: Session, case_id: int, props: dict[str, Any]) -> list[tuple[int, int]]:
+def person_blocks(props: dict[str, Any]) -> list[str]:
+    """The blocking keys a person is looked for under (none without a birth date)."""
     if not props.get("birth_date"):
         return []
-    year = int(props["birth_date"][:4])
-    blocks = [person_block(props["family_name"], y) for y in (year - 1, year, year + 1)]
+    return [person_block(props["family_name"], y)
+            for y in matching.birth_years(props["birth_date"])]
+
+
+def _person_candidates(s: Session, case_id: int, props: dict[str, Any]) -> list[tuple[int, int]]:
+    blocks = person_blocks(props)
+    if not blocks:
+        return []
     rows = s.execute(
         select(CaseKey.case_id, CaseKey.doc_id)
         .where(CaseKey.kind == "pblk", CaseKey.key.in_(blocks), CaseKey.case_id != case_id)
@@ -86,8 +94,9 @@ def find_matches(s: Session, case_id: int, entity_type: str, props: dict[str, An
         if candidates:
             others = dict(s.execute(select(Entity.id, Entity.properties).where(
                 Entity.id.in_([c[1] for c in candidates]))).all())
-            for other_case, other_entity in candidates:
-                strength = matching.person_strength(props, others.get(other_entity) or {})
+            strengths = matching.person_strengths(
+                props, [others.get(other_entity) or {} for _case, other_entity in candidates])
+            for (other_case, other_entity), strength in zip(candidates, strengths):
                 if strength >= matching.THRESHOLD:
                     prev = found.get((other_case, other_entity))
                     if prev is None or prev[1] < strength:
@@ -133,21 +142,22 @@ def record_hits(s: Session, case: Case, entity: Entity, keys: list[tuple[str, st
 def check_watches(s: Session, case: Case, entity: Entity, keys: list[tuple[str, str]],
                   actor_id: int | None) -> list[WatchAlert]:
     alerts: list[WatchAlert] = []
-    wanted = [(k, v) for k, v in keys if k in WATCH_KINDS]
+    wanted = {(k, v) for k, v in keys if k in WATCH_KINDS and k != "pblk"}
+    if entity.type == "person":  # a person watch looks as far as a hit: a year either way
+        wanted |= {("pblk", b) for b in person_blocks(entity.properties)}
     if not wanted:
         return alerts
-    watches = list(s.scalars(select(Watch).where(
+    watches = [w for w in s.scalars(select(Watch).where(
         Watch.active.is_(True), Watch.kind.in_({k for k, _ in wanted}),
-        Watch.key.in_({v for _, v in wanted}))))
+        Watch.key.in_({v for _, v in wanted}))) if (w.kind, w.key) in wanted]
+    persons = [w for w in watches if w.kind == "pblk"]
+    strengths = dict(zip((w.id for w in persons), matching.person_strengths(
+        entity.properties, [w.criteria for w in persons])))
     card = None
     for watch in watches:
-        if (watch.kind, watch.key) not in wanted:
+        strength = strengths.get(watch.id, HIT_KINDS.get(watch.kind, 0.0))
+        if watch.kind == "pblk" and strength < matching.THRESHOLD:
             continue
-        strength = HIT_KINDS.get(watch.kind, 0.0)
-        if watch.kind == "pblk":
-            strength = matching.person_strength(watch.criteria, entity.properties)
-            if strength < matching.THRESHOLD:
-                continue
         if s.scalar(select(WatchAlert.id).where(WatchAlert.watch_id == watch.id,
                                                 WatchAlert.entity_id == entity.id)):
             continue

@@ -70,9 +70,9 @@ def clean_properties(etype: str, props: dict[str, Any]) -> dict[str, Any]:
     for name in REQUIRED[etype]:
         if not out.get(name):
             raise BadInput(f"a {etype} needs a {name}", code="entity.property_missing")
-    for name in ("birth_date", "date"):
+    for name, parse in (("birth_date", N.birth_date), ("date", N.parse_date)):
         if name in out:
-            d = N.parse_date(out[name])
+            d = parse(out[name])
             if d is None:
                 raise BadInput(f"{name} is not a date (YYYY-MM-DD)", code="entity.date_invalid")
             out[name] = d.isoformat()

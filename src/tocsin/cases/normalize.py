@@ -1,9 +1,8 @@
 """Normalised keys of identifiers: what makes two spellings of one thing equal.
 
-Phones, names and dates come from the entity resolution engine
-(``tocsin.engines.resolve``) when it is installed in the tree; the small
-adapter functions below are used only while it is missing, and are the single
-place to swap. Plates, VINs, IBANs and words are this module's own keys.
+Phones, phonetic keys of names and dates of birth come from the entity
+resolution engine (``tocsin.engines.resolve``). Plates, VINs, IBANs and words
+are this module's own keys.
 """
 
 from __future__ import annotations
@@ -12,12 +11,8 @@ import datetime as dt
 import re
 import unicodedata
 
-try:  # the entity resolution engine (field safety issue)
-    from tocsin.engines.resolve import normalise as _norm  # type: ignore[import-not-found]
-    from tocsin.engines.resolve import phonetic as _phon  # type: ignore[import-not-found]
-except ImportError:  # pragma: no cover - until the engine is in the tree
-    _norm = _phon = None
-_engine = None  # person scorer of the engine, see matching.py
+from tocsin.engines.resolve import normalise as _norm
+from tocsin.engines.resolve import phonetic as _phon
 
 _NON_ALNUM = re.compile(r"[^0-9A-Za-z]+")
 _WORD = re.compile(r"[0-9a-z]+")
@@ -45,46 +40,31 @@ def words(text: str, limit: int | None = None) -> list[str]:
 
 def phone(raw: str, default_region: str = "FR") -> str | None:
     """E.164 form of a phone number typed in any usual format, or None."""
-    if _norm is not None:
-        try:
-            return _norm.normalise_phone(raw, default_region)
-        except ValueError:  # NormalisationError
-            return None
-    # Adapter until the engine lands: international prefixes and French national numbers.
-    s = raw.strip()
-    plus = s.startswith("+")
-    digits = re.sub(r"\D", "", s)
-    if not digits:
+    try:
+        return _norm.normalise_phone(raw, default_region)
+    except ValueError:  # NormalisationError
         return None
-    if not plus and digits.startswith("00"):
-        digits, plus = digits[2:], True
-    if not plus:
-        if default_region == "FR" and len(digits) == 10 and digits.startswith("0"):
-            digits = "33" + digits[1:]
-        elif default_region == "FR" and len(digits) == 11 and digits.startswith("33"):
-            pass
-        else:
-            return None
-    if digits.startswith("330"):  # +33 (0)6 ...
-        digits = "33" + digits[3:]
-    if not 8 <= len(digits) <= 15:
-        return None
-    return "+" + digits
 
 
 def phonetic(word: str) -> str:
-    """Phonetic key of one name word (French rules in the engine)."""
-    if _phon is not None:
-        return _phon.fonem(word)[:32]
-    import jellyfish  # adapter until the engine lands
-
-    w = fold(word)
-    w = re.sub(r"[^a-z]", "", w)
-    return jellyfish.metaphone(w)[:16] if w else ""
+    """Phonetic key of one name word (French rules of the engine)."""
+    return _phon.fonem(word)[:32]
 
 
 def name_words(name: str) -> list[str]:
     return [w for w in _WORD.findall(fold(name)) if not w.isdigit()]
+
+
+def birth_date(raw: str | None) -> dt.date | None:
+    """A complete date of birth in any usual form (``1981-03-04``, ``04/03/81``,
+    ``4 mars 1981``: day first), read by the engine; None when it is not one."""
+    if not raw:
+        return None
+    try:
+        d = _norm.parse_date(raw)
+    except ValueError:  # NormalisationError: impossible, in the future, unreadable
+        return None
+    return dt.date(d.year, d.month, d.day) if d.complete else None
 
 
 def parse_date(raw: str | None) -> dt.date | None:

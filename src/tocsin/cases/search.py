@@ -97,7 +97,7 @@ def conditions(c: Criteria) -> list[ColumnElement[bool]]:
         for w in words:
             conds.append(and_(CaseKey.kind == "phon", CaseKey.key == N.phonetic(w)))
     if c.birth_date:
-        d = N.parse_date(c.birth_date)
+        d = N.birth_date(c.birth_date)
         if d is None:
             raise BadInput("birth_date is not a date (YYYY-MM-DD)", code="search.date_invalid")
         tol = dt.timedelta(days=c.dob_tolerance_days)
