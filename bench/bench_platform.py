@@ -38,12 +38,13 @@ def start_server(data_dir: Path, port: int, workers: int) -> subprocess.Popen:
     proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "tocsin.app:create_app",
                              "--port", str(port), "--workers", str(workers), "--log-level",
                              "warning"], env=env)
-    for _ in range(200):
+    deadline = time.time() + 120  # first start: map index, demo hooks, ledger catch-up
+    while time.time() < deadline:
         try:
             if httpx.get(f"http://127.0.0.1:{port}/api/v1/health").status_code == 200:
                 return proc
         except httpx.HTTPError:
-            time.sleep(0.1)
+            time.sleep(0.2)
     proc.kill()
     raise SystemExit("server did not start")
 

@@ -37,6 +37,7 @@ STARTUP_HOOKS.append("tocsin.operations.startup")
 STARTUP_HOOKS.append("tocsin.messaging.hub")
 STARTUP_HOOKS.append("tocsin.dispatch.demo")
 STARTUP_HOOKS.append("tocsin.ledger.service")
+STARTUP_HOOKS.append("tocsin.safety.listeners")
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:

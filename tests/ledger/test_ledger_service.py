@@ -168,6 +168,7 @@ def test_crash_between_database_and_log_is_repaired(runtime, force, ledger, monk
     with runtime.db.read() as s:
         assigned = len(list(s.scalars(select(LedgerEntry.index))))
     assert assigned > 0 and ledger.writer().size == 0  # database ahead of the log
+    assert audit(ledger).awaiting_append == assigned  # not a fault: the append is due
     add_events(runtime, 2)
     ledger.seal()  # re-appends the assigned leaves first, then seals the new events
     with runtime.db.read() as s:
@@ -203,3 +204,22 @@ def test_consistency_between_checkpoints(runtime, force, ledger):
     proof = [bytes.fromhex(h) for h in out["proof"]]
     assert verify_consistency(first.size, second.size, first.root_hash, second.root_hash, proof)
     assert audit(ledger).checkpoints == 2
+
+
+def test_truncated_log_is_named_by_its_checkpoint(runtime, force, ledger):
+    import shutil
+
+    from tocsin.engines.ledger import Log
+
+    add_events(runtime, 6)
+    ledger.seal()
+    cp = ledger.checkpoint()
+    ledger.close()
+    with runtime.db.read() as s:  # rebuild a shorter log from the first leaves
+        first = list(s.scalars(select(LedgerEntry.commitment).order_by(LedgerEntry.index)
+                               .limit(cp.size - 3)))
+    shutil.rmtree(runtime.settings.ledger_dir)
+    with Log(runtime.settings.ledger_dir) as short:
+        short.append_batch(first)
+    with pytest.raises(AuditFailure, match=f"checkpoint #{cp.id} .*beyond the end of the log"):
+        audit(ledger)

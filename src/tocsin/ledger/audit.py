@@ -39,11 +39,14 @@ class AuditReport:
     checkpoints: int = 0
     erased: int = 0
     pending: int = 0
+    awaiting_append: int = 0
     quorum_missing: list[int] = field(default_factory=list)
 
     def summary(self) -> str:
         text = (f"OK: {self.leaves} leaves, {self.checkpoints} checkpoints verified; "
                 f"{self.erased} erased entries still verify; {self.pending} events not yet sealed")
+        if self.awaiting_append:
+            text += f"; {self.awaiting_append} leaves assigned, awaiting their append"
         if self.quorum_missing:
             text += (f"; {len(self.quorum_missing)} checkpoints lack their witness quorum "
                      f"(sizes {', '.join(map(str, self.quorum_missing[:5]))})")
@@ -51,8 +54,15 @@ class AuditReport:
 
 
 def audit(ledger: LedgerService) -> AuditReport:
-    """Raise :class:`AuditFailure` at the first mismatch; return counts otherwise."""
+    """Raise :class:`AuditFailure` at the first mismatch; return counts otherwise.
+
+    Safe while the server seals: checkpoints are read before the log is opened,
+    so every one of them lies within the log we check, and leaves the database
+    assigned after that moment are counted as awaiting their append.
+    """
     report = AuditReport()
+    with ledger.db.read() as s:
+        checkpoints = list(s.scalars(select(LedgerCheckpoint).order_by(LedgerCheckpoint.id)))
     view = ledger.reader()
     try:
         size = view.size if view else 0
@@ -62,23 +72,26 @@ def audit(ledger: LedgerService) -> AuditReport:
             except LogCorrupted as exc:
                 raise AuditFailure(f"log files: {exc}") from None
         _check_leaves(ledger, view, size, report)
-        _check_checkpoints(ledger, view, size, report)
+        _check_checkpoints(ledger, view, size, checkpoints, report)
     finally:
         ledger.release(view)
     with ledger.db.read() as s:
         report.pending = s.scalar(select(func.count()).select_from(EventRecord).where(
             EventRecord.ledger_index.is_(None))) or 0
+        report.awaiting_append = s.scalar(select(func.count()).select_from(LedgerEntry).where(
+            LedgerEntry.index >= size)) or 0
     return report
 
 
 def _check_leaves(ledger: LedgerService, view, size: int, report: AuditReport) -> None:
     expected = 0
     with ledger.db.read() as s:
-        while True:
+        while expected < size:
             rows = s.execute(
                 select(LedgerEntry, EventRecord)
                 .join(EventRecord, EventRecord.id == LedgerEntry.event_id, isouter=True)
-                .where(LedgerEntry.index >= expected).order_by(LedgerEntry.index).limit(CHUNK)
+                .where(LedgerEntry.index >= expected, LedgerEntry.index < size)
+                .order_by(LedgerEntry.index).limit(CHUNK)
             ).all()
             if not rows:
                 break
@@ -88,9 +101,6 @@ def _check_leaves(ledger: LedgerService, view, size: int, report: AuditReport) -
                     raise AuditFailure(f"leaf {expected}: its database entry is missing "
                                        f"(deleted row; the next entry is leaf {i})")
                 name = f"leaf {i} (event {entry.event_id})"
-                if i >= size:
-                    raise AuditFailure(f"{name}: in the database but not in the log "
-                                       f"(the log ends at {size} leaves)")
                 if view.leaf_hash(i) != leaf_hash(entry.commitment):
                     raise AuditFailure(f"{name}: the commitment in the database is not the "
                                        f"leaf the log holds (tampered entry)")
@@ -110,10 +120,9 @@ def _check_leaves(ledger: LedgerService, view, size: int, report: AuditReport) -
     report.leaves = size
 
 
-def _check_checkpoints(ledger: LedgerService, view, size: int, report: AuditReport) -> None:
+def _check_checkpoints(ledger: LedgerService, view, size: int, rows: list[LedgerCheckpoint],
+                       report: AuditReport) -> None:
     prev: LedgerCheckpoint | None = None
-    with ledger.db.read() as s:
-        rows = list(s.scalars(select(LedgerCheckpoint).order_by(LedgerCheckpoint.id)))
     for row in rows:
         name = f"checkpoint #{row.id} (size {row.size})"
         try:
