@@ -228,13 +228,15 @@ class CaseService:
 
     def list_cases(self, p: Principal, *, status: str | None = None, limit: int = 100,
                    offset: int = 0) -> list[dict[str, Any]]:
-        with self.db.read() as s:
+        with self.db.session() as s:
             q = (select(Case, Unit.code).join(Unit, Unit.id == Case.unit_id)
                  .where(access.readable_units_clause(p, "case", Case.unit_id, Case.id))
                  .order_by(desc(Case.updated_at)).limit(limit).offset(offset))
             if status:
                 q = q.where(Case.status == status)
-            return [self._case_summary(c, code) for c, code in s.execute(q)]
+            out = [self._case_summary(c, code) for c, code in s.execute(q)]
+            self._audit(s, p, "listed", None, what="cases", case_ids=[c["id"] for c in out])
+            return out
 
     @staticmethod
     def _case_summary(c: Case, unit_code: str) -> dict[str, Any]:
@@ -580,18 +582,21 @@ class CaseService:
         return self._hits_out(s, p, rows)
 
     def case_hits(self, p: Principal, case_id: int) -> list[dict[str, Any]]:
-        with self.db.read() as s:
+        with self.db.session() as s:
             case = self._case(s, p, case_id)
+            self._audit(s, p, "opened", case.id, what="hits")
             return self._hits_of(s, p, [case.id])
 
     def my_hits(self, p: Principal, limit: int = 200) -> list[dict[str, Any]]:
-        with self.db.read() as s:
+        with self.db.session() as s:
             mine = select(CaseInvestigator.case_id).where(CaseInvestigator.user_id == p.user_id)
             rows = list(s.scalars(select(Hit).join(Case, Case.id == Hit.case_id).where(
                 Hit.case_id.in_(mine),
                 access.readable_units_clause(p, "case", Case.unit_id, Case.id))
                 .order_by(desc(Hit.created_at)).limit(limit)))
-            return self._hits_out(s, p, rows)
+            out = self._hits_out(s, p, rows)
+            self._audit(s, p, "listed", None, what="hits", hit_ids=[h["id"] for h in out])
+            return out
 
     # Watches -----------------------------------------------------------
     def create_watch(self, p: Principal, kind: str, value: dict[str, Any]) -> dict[str, Any]:
@@ -660,7 +665,7 @@ class CaseService:
                                 audience=[p.user_id], payload={"watch_id": watch.id}))
 
     def watch_alerts(self, p: Principal, limit: int = 200) -> list[dict[str, Any]]:
-        with self.db.read() as s:
+        with self.db.session() as s:
             rows = s.execute(select(WatchAlert, Watch.label, Case.unit_id)
                              .join(Watch, Watch.id == WatchAlert.watch_id)
                              .join(Case, Case.id == WatchAlert.case_id)
@@ -677,6 +682,8 @@ class CaseService:
                     item["other"].update(case_id=case.id, reference=case.reference,
                                          title=case.title, entity_id=alert.entity_id)
                 out.append(item)
+            self._audit(s, p, "listed", None, what="watch_alerts",
+                        alert_ids=[a["id"] for a in out])
             return out
 
     # Access requests ---------------------------------------------------
@@ -731,7 +738,7 @@ class CaseService:
         return out
 
     def list_requests(self, p: Principal) -> dict[str, list[dict[str, Any]]]:
-        with self.db.read() as s:
+        with self.db.session() as s:
             mine = list(s.scalars(select(AccessRequest).where(
                 AccessRequest.requester_id == p.user_id).order_by(desc(AccessRequest.id))))
             candidates = s.execute(
@@ -741,8 +748,11 @@ class CaseService:
                 .order_by(desc(AccessRequest.id)).limit(500)).all()
             to_decide = [r for r, unit_id in candidates
                          if self.can_write(s, p, r.case_id, unit_id)]
-            return {"mine": [self._request_out(s, p, r) for r in mine],
-                    "to_decide": [self._request_out(s, p, r) for r in to_decide]}
+            out = {"mine": [self._request_out(s, p, r) for r in mine],
+                   "to_decide": [self._request_out(s, p, r) for r in to_decide]}
+            self._audit(s, p, "listed", None, what="access_requests",
+                        request_ids=[r.id for r in mine + to_decide])
+            return out
 
     def decide_request(self, p: Principal, request_id: int, *, grant: bool,
                        note: str | None = None, days: int = 90) -> dict[str, Any]:
