@@ -45,6 +45,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--unit", help="only this unit and below")
     p.add_argument("--limit", type=int, default=50)
     p.set_defaults(func=cmd_users_list)
+    p = users.add_parser("update", help="move a user, change her roles, (de)activate her")
+    p.add_argument("username")
+    p.add_argument("--unit", help="the unit code she moves to")
+    p.add_argument("--role", action="append", dest="roles",
+                   help="her roles from now on (repeat for several)")
+    p.add_argument("--disable", action="store_const", const=False, dest="active")
+    p.add_argument("--enable", action="store_const", const=True, dest="active")
+    p.set_defaults(func=cmd_users_update)
     p = users.add_parser("revoke-sessions", help="log a user out of every device")
     p.add_argument("username")
     p.set_defaults(func=cmd_users_revoke)
@@ -145,6 +153,26 @@ def cmd_users_list(args: argparse.Namespace) -> int:
     for user, unit in rows:
         state = "" if user.active else " (disabled)"
         print(f"{user.id:>7}  {user.username:<24} {unit.code:<14} {','.join(user.roles)}{state}")
+    rt.stop()
+    return 0
+
+
+def cmd_users_update(args: argparse.Namespace) -> int:
+    roles = [r.replace("-", "_") for r in args.roles] if args.roles else None
+    if roles is not None:
+        from tocsin.core.identity.models import Role
+
+        unknown = sorted(set(roles) - {r.value for r in Role})
+        if unknown:
+            raise BadInput(f"unknown role(s): {', '.join(unknown)}", code="user.bad_role")
+    rt = runtime()
+    principal = rt.identity.principal_for(args.username)
+    user = rt.identity.update_user(None, principal.user_id, unit_code=args.unit, roles=roles,
+                                   active=args.active)
+    with rt.db.read() as s:
+        unit = rt.identity.get_user(s, user.id).unit.code
+    state = "" if user.active else " (disabled)"
+    print(f"{user.username}: unit {unit}, roles {','.join(user.roles)}{state}")
     rt.stop()
     return 0
 

@@ -10,7 +10,9 @@ record, not once per connection, and kept in a small cache that drops a record
 on its ``access.*`` events (a share granted or revoked, members changed: the bus
 brings them from every node) and after ``ACCESS_TTL`` seconds at the latest
 (shares expire; a module may still write a share without ``access.grant``).
-When a session is revoked (on any node) its sockets are closed at once.
+When a session is revoked (on any node) its sockets are closed at once; when a
+user is moved or her roles change, her sockets are closed with ``CLOSE_CHANGED`` so
+the client reconnects under what she now is.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ AUTH_TIMEOUT = 10
 QUEUE_LIMIT = 1000
 CLOSE_REVOKED = 4401
 CLOSE_SLOW = 4408
+CLOSE_CHANGED = 4409  # the user's unit or roles changed: reconnect
 ACCESS_TTL = 10.0  # seconds the access facts of one record are trusted
 ACCESS_CACHE = 10_000  # records whose access facts are kept
 
@@ -101,14 +104,20 @@ class LiveFeed:
 
     def _dispatch(self, event: DomainEvent) -> None:
         self._forget(event)
-        revoked = None
+        revoked = changed = None
         if event.type == "identity.session.revoked":
             revoked = event.payload.get("session_id")
+        elif event.type == "identity.user.changed":
+            changed = event.payload.get("user_id")
         message = None
         resource: Resource | None = None  # looked up once, for the first who needs it
         for conn in list(self.connections):
             if revoked and conn.principal.session_id == revoked:
                 conn.close_code = CLOSE_REVOKED
+                conn.closed.set()
+                continue
+            if changed is not None and conn.principal.user_id == changed:
+                conn.close_code = CLOSE_CHANGED
                 conn.closed.set()
                 continue
             try:

@@ -12,7 +12,7 @@ from tocsin.core.http import PrincipalDep, RuntimeDep
 from tocsin.core.identity.models import Unit, User
 from tocsin.core.identity.schemas import (
     LoginIn, PasswordChangeIn, RefreshIn, SessionOut, TokenOut, TotpCodeIn, TotpSetupOut,
-    UnitIn, UnitOut, UserIn, UserOut,
+    UnitIn, UnitOut, UserIn, UserOut, UserPatch,
 )
 
 router = APIRouter(prefix="/api/v1", tags=["identity"])
@@ -111,6 +111,15 @@ def get_user(user_id: int, principal: PrincipalDep, rt: RuntimeDep) -> UserOut:
                                 unit_id=user.unit_id, record_kind="user",
                                 record_id=str(user.id)))
         return _user_out(user)
+
+
+@router.patch("/users/{user_id}", response_model=UserOut)
+def update_user(user_id: int, body: UserPatch, principal: PrincipalDep, rt: RuntimeDep
+                ) -> UserOut:
+    rt.identity.update_user(principal, user_id, unit_code=body.unit_code, roles=body.roles,
+                            active=body.active)
+    with rt.db.read() as s:
+        return _user_out(rt.identity.get_user(s, user_id))
 
 
 @router.get("/users/{user_id}/sessions", response_model=list[SessionOut])

@@ -64,6 +64,14 @@ class UserIn(StrictModel):
     password: str = Field(min_length=1, max_length=256)
 
 
+class UserPatch(StrictModel):
+    """Move a user, change her roles, or (de)activate her account; omitted fields stay."""
+
+    unit_code: str | None = Field(default=None, min_length=1, max_length=64)
+    roles: list[Role] | None = Field(default=None, min_length=1, max_length=len(Role))
+    active: bool | None = None
+
+
 class SessionOut(StrictModel):
     id: str
     device_name: str

@@ -174,13 +174,51 @@ class IdentityService:
             return list(s.scalars(q.limit(limit).offset(offset)).unique())
 
     def set_active(self, actor: Principal | None, user_id: int, active: bool) -> None:
+        self.update_user(actor, user_id, active=active)
+
+    def update_user(self, actor: Principal | None, user_id: int, *,
+                    unit_code: str | None = None, roles: Iterable[str] | None = None,
+                    active: bool | None = None) -> User:
+        """Move a user to another unit, change her roles, or (de)activate her account.
+
+        The actor must be allowed to change users both where the user is and where
+        she goes. The change takes effect on the user's next request; her open live
+        sockets are told to reconnect (``identity.user.changed``), so nothing keeps
+        flowing to her under the unit or roles she no longer has.
+        """
+        new_roles = None
+        if roles is not None:
+            new_roles = sorted({Role(r).value for r in roles})
+            if not new_roles:
+                raise BadInput("a user needs at least one role", code="user.no_role")
         with self.db.session() as s:
             user = self.get_user(s, user_id)
             if actor is not None:
                 access.require(actor, "write", Resource("user", user.unit.path))
-            user.active = active
-            if not active:
-                self._revoke(s, user.id, None, "account disabled", actor)
+            changes: dict[str, object] = {}
+            if unit_code is not None:
+                unit = self.unit_by_code(s, unit_code)
+                if actor is not None:
+                    access.require(actor, "write", Resource("user", unit.path))
+                if unit.id != user.unit_id:
+                    changes["unit_id"] = unit.id
+                    user.unit_id = unit.id
+            if new_roles is not None and new_roles != sorted(user.roles):
+                changes["roles"] = new_roles
+                user.roles = new_roles
+            if active is not None and active != user.active:
+                changes["active"] = active
+                user.active = active
+                if not active:
+                    self._revoke(s, user.id, None, "account disabled", actor)
+            if changes:
+                emit(s, DomainEvent(type="identity.user.changed",
+                                    actor_id=actor and actor.user_id, unit_id=user.unit_id,
+                                    record_kind="user", record_id=str(user.id),
+                                    payload={"user_id": user.id, **changes}))
+            s.flush()
+            s.refresh(user)
+            return user
 
     # Login and tokens --------------------------------------------------
     def login(self, *, username: str, password: str, totp_code: str | None = None,
