@@ -122,16 +122,8 @@ class Hub:
         if self.loop is None or self.loop.is_closed():
             self.loop = loop
             self.cursor = self.svc.positions()[0]
-            loop.create_task(self._flush_deliveries())
-
-    async def _flush_deliveries(self) -> None:
-        """Write the delivery state of websocket devices once a second, in one transaction."""
-        while True:
-            await asyncio.sleep(1.0)
-            try:
-                await asyncio.to_thread(self.svc.flush_deliveries)
-            except Exception:
-                log.exception("could not write delivery state")
+            # the messenger's writer thread also writes the sockets' delivery state, once a second
+            self.svc.start()
 
     def on_bus(self, event: DomainEvent) -> None:
         if self.loop is None or self.loop.is_closed():
@@ -176,9 +168,9 @@ class Hub:
 
     def _fanout_ephemeral(self, info: RoomInfo | None, text: str) -> None:
         for conn in list(self.conns):
-            if info is None or _wants(info, frozenset(), conn.principal):
-                if not conn.catching_up:
-                    conn.put(text)
+            if not conn.catching_up and (info is None or _wants(info, frozenset(),
+                                                                conn.principal)):
+                conn.put(text)
         for w in list(self.waiters):
             if info is None or _wants(info, frozenset(), w.principal):
                 w.event.set()
@@ -305,9 +297,9 @@ class Hub:
             targets = []
             for uid in info.members | item.extra:
                 targets.extend(self.by_user.get(uid, ()))
-        for conn in targets:
-            if conn.offer(item):
-                self.svc.note_delivered(conn.principal.user_id, item.room_id, item.stream)
+        delivered = [conn.principal.user_id for conn in targets if conn.offer(item)]
+        if delivered:
+            self.svc.note_delivered(delivered, item.room_id, item.stream)
         for w in list(self.waiters):
             if _wants(info, item.extra, w.principal):
                 w.event.set()

@@ -21,11 +21,12 @@ import re
 import secrets
 import threading
 import time
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Text, cast, delete, func, insert, literal, or_, select, text, update
+from sqlalchemy import Text, cast, delete, func, literal, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from tocsin.core import access
@@ -36,6 +37,7 @@ from tocsin.core.errors import (
     Conflict,
     Forbidden,
     NotFound,
+    TocsinError,
     TooLarge,
     TooManyRequests,
 )
@@ -43,6 +45,7 @@ from tocsin.core.events import DomainEvent, EventRecord, emit
 from tocsin.core.events import erase as erase_events
 from tocsin.core.identity.models import Role, Unit, User
 from tocsin.core.runtime import Runtime
+from tocsin.messaging.commit import GroupCommit
 from tocsin.messaging.config import MessagingConfig
 from tocsin.messaging.models import (
     Alert,
@@ -107,6 +110,20 @@ class SyncToken:
 
 
 @dataclass
+class _Send:
+    """One message waiting for the group commit (``MessagingService._apply_sends``)."""
+
+    principal: Principal
+    room_id: str
+    etype: str
+    content: dict[str, Any]
+    body: str | None
+    txn_id: str | None
+    relates_to: str | None
+    rel_type: str | None
+
+
+@dataclass
 class PurgeReport:
     """What a retention purge removed."""
 
@@ -160,6 +177,18 @@ class MessagingService:
         self._deliveries: dict[tuple[str, int], int] = {}
         self._delivery_lock = threading.Lock()
         self._delivery_flushed = time.monotonic()
+        # Concurrent sends share a transaction; delivery state is written by the same
+        # thread between them, so the messenger's writes never wait on each other's lock.
+        self._sends: GroupCommit[_Send] = GroupCommit(
+            self.db, self._apply_sends, name="tocsin-messaging-send",
+            idle=self.flush_deliveries)
+
+    def start(self) -> None:
+        """Start the writer thread (the app does; it also starts with the first send)."""
+        self._sends.start()
+
+    def close(self) -> None:
+        self._sends.close()
 
     # Identifiers -------------------------------------------------------
     def mxid(self, user_id: int) -> str:
@@ -216,19 +245,27 @@ class MessagingService:
         self.lock_stream(s)
         depth = s.execute(update(Room).where(Room.id == room.id)
                           .values(depth=Room.depth + 1).returning(Room.depth)).scalar_one()
-        ev = Event(event_id="$" + secrets.token_urlsafe(18), room_id=room.id, depth=depth,
-                   type=etype, state_key=state_key, sender_id=sender_id, session_id=session_id,
-                   txn_id=txn_id, content=content, origin_ts=now_ms(), relates_to=relates_to,
-                   rel_type=rel_type, search_text=search_text)
+        ev = self._new_event(room, depth, sender_id, etype, content, state_key=state_key,
+                             session_id=session_id, txn_id=txn_id, relates_to=relates_to,
+                             rel_type=rel_type, search_text=search_text)
         s.add(ev)
         s.flush()
-        domain = emit(s, DomainEvent(
-            type="messaging.event.sent", actor_id=sender_id, unit_id=room.unit_id,
-            record_kind="conversation", record_id=room.id, audience=[],
-            payload={"room_id": room.id, "event_id": ev.event_id, "stream": ev.stream,
-                     "type": etype}))
-        ev.core_event_id = domain.id
+        self._emit_sent(s, room, ev)
         return ev
+
+    def _new_event(self, room: Room, depth: int, sender_id: int, etype: str,
+                   content: dict[str, Any], **fields: Any) -> Event:
+        # The domain event's id is chosen now, so the row is written once, complete.
+        return Event(event_id="$" + secrets.token_urlsafe(18), room_id=room.id, depth=depth,
+                     type=etype, sender_id=sender_id, content=content, origin_ts=now_ms(),
+                     core_event_id=uuid.uuid4().hex, **fields)
+
+    def _emit_sent(self, s: Session, room: Room, ev: Event) -> None:
+        emit(s, DomainEvent(
+            id=ev.core_event_id, type="messaging.event.sent", actor_id=ev.sender_id,
+            unit_id=room.unit_id, record_kind="conversation", record_id=room.id, audience=[],
+            payload={"room_id": room.id, "event_id": ev.event_id, "stream": ev.stream,
+                     "type": ev.type}))
 
     # Rooms -------------------------------------------------------------
     def _new_room(self, s: Session, *, kind: str, creator_id: int, name: str | None,
@@ -525,12 +562,15 @@ class MessagingService:
             raise Forbidden("alerts are sent with the alerts API, not as messages",
                             code="messaging.alert_reserved")
         session_id = principal.session_id
-        # A replayed client message (same device, same transaction id) returns the first event.
-        if txn_id and session_id:
-            done = self._by_txn(session_id, txn_id)
+        # A replayed client message (same device, same transaction id) returns the first
+        # event: found by the group commit, under the write lock (no read per send here).
+        try:
+            self.limiter.take(session_id or f"user:{principal.user_id}")
+        except TooManyRequests:
+            done = self._by_txn(session_id, txn_id) if txn_id and session_id else None
             if done is not None:
                 return done
-        self.limiter.take(session_id or f"user:{principal.user_id}")
+            raise
         relation = content.get("m.relates_to") if isinstance(content, dict) else None
         relates_to = rel_type = None
         if relation is not None:
@@ -539,28 +579,10 @@ class MessagingService:
             relates_to = relation.get("event_id") or (relation.get("m.in_reply_to") or {}
                                                        ).get("event_id")
             rel_type = relation.get("rel_type") or ("m.reply" if relates_to else None)
+        job = _Send(principal, self.room_local(room_id), etype, content, body, txn_id,
+                    relates_to, rel_type)
         try:
-            with self.db.session() as s:
-                room = self.get_room(s, room_id)
-                self.require_member(s, room, principal)
-                if room.post_roles and not principal.has_role(*room.post_roles) \
-                        and etype != "m.reaction":
-                    raise Forbidden("only some roles may post in this channel",
-                                    code="messaging.post_forbidden")
-                if relates_to:
-                    target = s.scalar(select(Event).where(Event.event_id == relates_to))
-                    if target is None or target.room_id != room.id:
-                        raise BadInput("related event is not in this conversation",
-                                       code="messaging.bad_relation")
-                    if rel_type == "m.replace" and target.sender_id != principal.user_id:
-                        raise Forbidden("only the sender may edit a message",
-                                        code="messaging.not_sender")
-                content = self._normalise_mentions(s, dict(content), body)
-                ev = self._append(s, room, principal.user_id, etype, content,
-                                  session_id=session_id, txn_id=txn_id, relates_to=relates_to,
-                                  rel_type=rel_type,
-                                  search_text=self._search_text(content))
-                to_move = self._attach_media(s, room, principal, content)
+            ev, to_move = self._sends.submit(job)
         except Exception as exc:
             # Two copies of one client message racing: the loser returns the winner's event.
             if txn_id and session_id and "uq_msg_events_txn" in str(exc).lower():
@@ -570,6 +592,92 @@ class MessagingService:
             raise
         self._move_to_room_key(ev.room_id, to_move)
         return ev
+
+    def _apply_sends(self, s: Session, jobs: list[_Send]) -> list[Any]:
+        """(group commit) The messages of concurrent sends, checked and written in one
+        transaction: rooms, memberships and audiences read once for the batch, under the
+        stream lock, so each sender's membership is decided by the committed state its
+        message follows. A refused message writes nothing."""
+        self.lock_stream(s)
+        rids = {j.room_id for j in jobs}
+        uids = {j.principal.user_id for j in jobs}
+        rooms = {r.id: r for r in s.scalars(select(Room).where(Room.id.in_(rids)))}
+        explicit = {(r, u): m for r, u, m in s.execute(
+            select(Member.room_id, Member.user_id, Member.membership)
+            .where(Member.room_id.in_(rids), Member.user_id.in_(uids)))}
+        paths: dict[str, list[str]] = {}
+        for r, p in s.execute(select(RoomAudience.room_id, RoomAudience.unit_path)
+                              .where(RoomAudience.room_id.in_(rids))):
+            paths.setdefault(r, []).append(p)
+        replays: dict[tuple[str | None, str | None], Event] = {}
+        txns = [(j.principal.session_id, j.txn_id) for j in jobs
+                if j.txn_id and j.principal.session_id]
+        if txns:
+            for ev in s.scalars(select(Event).where(
+                    Event.session_id.in_({t[0] for t in txns}),
+                    Event.txn_id.in_({t[1] for t in txns}))):
+                replays[(ev.session_id, ev.txn_id)] = ev
+        outcomes: list[Any] = []
+        accepted: list[tuple[int, Event, list[str]]] = []
+        refs: set[tuple[str, str]] = set()
+        for j in jobs:
+            p = j.principal
+            key = (p.session_id, j.txn_id)
+            if j.txn_id and key in replays:
+                outcomes.append((replays[key], []))
+                continue
+            try:
+                room = rooms.get(j.room_id)
+                if room is None:
+                    raise NotFound("no such room", code="messaging.room_not_found")
+                membership = explicit.get((room.id, p.user_id))
+                if membership is None and any(p.unit_path.startswith(a)
+                                              for a in paths.get(room.id, ())):
+                    membership = "join"
+                if membership != "join":
+                    raise Forbidden("you are not a member of this conversation",
+                                    code="messaging.not_member")
+                content = self._check_send(s, room, p, j)
+                new_refs, to_move = self._media_refs(s, room, p, content)
+            except TocsinError as exc:
+                outcomes.append(exc)
+                continue
+            room.depth += 1
+            ev = self._new_event(room, room.depth, p.user_id, j.etype, content,
+                                 session_id=p.session_id, txn_id=j.txn_id,
+                                 relates_to=j.relates_to, rel_type=j.rel_type,
+                                 search_text=self._search_text(content))
+            accepted.append((len(outcomes), ev, new_refs))
+            outcomes.append((ev, to_move))
+            if j.txn_id and p.session_id:
+                replays[key] = ev
+        if not accepted:
+            return outcomes
+        s.add_all([ev for _, ev, _ in accepted])
+        s.flush()  # the room depths, then the events (their stream positions, in order)
+        for _, ev, new_refs in accepted:
+            self._emit_sent(s, rooms[ev.room_id], ev)
+            for ref in new_refs:
+                if (ref, ev.room_id) not in refs:
+                    refs.add((ref, ev.room_id))
+                    s.add(MediaRef(media_id=ref, room_id=ev.room_id))
+        return outcomes
+
+    def _check_send(self, s: Session, room: Room, principal: Principal, j: _Send) -> dict:
+        """The rules of the room for one message (reads only); its stored content."""
+        if room.post_roles and not principal.has_role(*room.post_roles) \
+                and j.etype != "m.reaction":
+            raise Forbidden("only some roles may post in this channel",
+                            code="messaging.post_forbidden")
+        if j.relates_to:
+            target = s.scalar(select(Event).where(Event.event_id == j.relates_to))
+            if target is None or target.room_id != room.id:
+                raise BadInput("related event is not in this conversation",
+                               code="messaging.bad_relation")
+            if j.rel_type == "m.replace" and target.sender_id != principal.user_id:
+                raise Forbidden("only the sender may edit a message",
+                                code="messaging.not_sender")
+        return self._normalise_mentions(s, dict(j.content), j.body)
 
     def _by_txn(self, session_id: str, txn_id: str) -> Event | None:
         with self.db.read() as s:
@@ -604,6 +712,15 @@ class MessagingService:
                       ) -> list[str]:
         """Let the room's members read the media the content names. Returns the media
         still under their uploader's key, to move to the room's key after the commit."""
+        refs, to_move = self._media_refs(s, room, principal, content)
+        for mid in refs:
+            s.add(MediaRef(media_id=mid, room_id=room.id))
+        return to_move
+
+    def _media_refs(self, s: Session, room: Room, principal: Principal, content: dict
+                    ) -> tuple[list[str], list[str]]:
+        """(media the room must reference, media to move to its key) for a content;
+        checks only, writes nothing."""
         urls = []
         for key in ("url",):
             if isinstance(content.get(key), str):
@@ -611,6 +728,7 @@ class MessagingService:
         info = content.get("info")
         if isinstance(info, dict) and isinstance(info.get("thumbnail_url"), str):
             urls.append(info["thumbnail_url"])
+        refs: list[str] = []
         to_move: list[str] = []
         for url in urls:
             media_id = self.media_id_from_mxc(url)
@@ -621,11 +739,11 @@ class MessagingService:
                     s, media, principal):
                 raise Forbidden("you may not share that media", code="media.forbidden")
             for mid in (media.id, media.thumbnail_id):
-                if mid and s.get(MediaRef, (mid, room.id)) is None:
-                    s.add(MediaRef(media_id=mid, room_id=room.id))
+                if mid and mid not in refs and s.get(MediaRef, (mid, room.id)) is None:
+                    refs.append(mid)
             if media.scope.startswith("user:") and not media.is_thumbnail:
                 to_move.append(media.id)
-        return to_move
+        return refs, to_move
 
     def _move_to_room_key(self, room_id: str, media_ids: list[str]) -> None:
         """Re-encrypt media uploaded without a conversation under this room's key
@@ -940,12 +1058,15 @@ class MessagingService:
         if due:
             self.flush_deliveries()
 
-    def note_delivered(self, user_id: int, room_id: str, stream: int) -> None:
-        """Like ``mark_delivered`` but never writes (safe on the event loop)."""
-        key = (room_id, user_id)
+    def note_delivered(self, user_ids: Iterable[int], room_id: str, stream: int) -> None:
+        """Like ``mark_delivered`` for the recipients of one event, but never writes (safe
+        on the event loop)."""
         with self._delivery_lock:
-            if self._deliveries.get(key, 0) < stream:
-                self._deliveries[key] = stream
+            pending = self._deliveries
+            for uid in user_ids:
+                key = (room_id, uid)
+                if pending.get(key, 0) < stream:
+                    pending[key] = stream
 
     def flush_deliveries(self) -> None:
         with self._delivery_lock:
@@ -953,23 +1074,32 @@ class MessagingService:
             self._delivery_flushed = time.monotonic()
         if not pending:
             return
-        with self.db.session() as s:
-            existing = {}
-            rooms = {r for r, _ in pending}
-            for rid, uid, stream in s.execute(select(Delivery.room_id, Delivery.user_id,
-                                                     Delivery.stream)
-                                              .where(Delivery.room_id.in_(rooms))):
-                existing[(rid, uid)] = stream
-            new = []
-            for (rid, uid), stream in pending.items():
-                if (rid, uid) not in existing:
-                    new.append({"room_id": rid, "user_id": uid, "stream": stream})
-                elif existing[(rid, uid)] < stream:
-                    s.execute(update(Delivery).where(Delivery.room_id == rid,
-                                                     Delivery.user_id == uid)
-                              .values(stream=stream))
-            if new:
-                s.execute(insert(Delivery), new)
+        rows = [{"room_id": r, "user_id": u, "stream": st} for (r, u), st in pending.items()]
+        try:
+            with self.db.session() as s:
+                # One upsert for all: a row only moves forward.
+                stmt = self._upsert(Delivery.__table__)
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=["room_id", "user_id"],
+                    set_={"stream": func.max(Delivery.__table__.c.stream, stmt.excluded.stream)}
+                    if self.db.is_sqlite else
+                    {"stream": func.greatest(Delivery.__table__.c.stream,
+                                             stmt.excluded.stream)})
+                for i in range(0, len(rows), 5000):
+                    s.execute(stmt, rows[i:i + 5000])
+        except Exception:
+            with self._delivery_lock:  # kept for the next flush
+                for key, stream in pending.items():
+                    if self._deliveries.get(key, 0) < stream:
+                        self._deliveries[key] = stream
+            raise
+
+    def _upsert(self, table):
+        if self.db.is_sqlite:
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        else:
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        return dialect_insert(table)
 
     # Receipts and typing -----------------------------------------------
     def receipt(self, principal: Principal, room_id: str, event_id: str,
