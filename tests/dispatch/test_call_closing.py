@@ -3,11 +3,11 @@ the transitions that are refused, and two people acting on one call at once."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from tests.dispatch.conftest import STATION, at_once
 from tocsin.core.errors import Conflict
-from tocsin.core.events import EventRecord
+from tocsin.core.events import EventRecord, erase
 from tocsin.dispatch.models import Call, Incident
 from tocsin.dispatch.schemas import CallIn, IncidentIn, Point
 
@@ -58,6 +58,12 @@ def test_a_hoax_call_is_closed_with_its_reason_and_leaves_the_open_list(client, 
     assert len(ev) == 1 and ev[0].record_id == str(call["id"])
     assert ev[0].actor_id == force.users["calltaker"]
     assert ev[0].payload["reason"] == "hoax: the caller admitted a prank"
+    # the reason is the call's own: kept when the event's content is erased
+    with force.runtime.db.session() as s:
+        assert s.get(Call, call["id"]).close_reason == "hoax: the caller admitted a prank"
+        assert erase(s, [ev[0].id]) == 1
+    assert client.get(f"{BASE}/{call['id']}", headers=h).json()["close_reason"] \
+        == "hoax: the caller admitted a prank"
 
 
 def test_closed_and_linked_calls_refuse_what_no_longer_applies(client, force, dispatch):
@@ -82,6 +88,7 @@ def test_closed_and_linked_calls_refuse_what_no_longer_applies(client, force, di
         assert len(s.scalars(select(Incident)).all()) == 1  # only the one made above
         stored = s.get(Call, call["id"])
         assert (stored.status, stored.incident_id) == ("closed", None)
+        assert stored.close_reason == "advice given by phone"  # the first close's, kept
         assert stored.narrative == call["narrative"]
         reasons = [e.payload["reason"] for e in s.scalars(
             select(EventRecord).where(EventRecord.type == "dispatch.call.closed"))]
@@ -121,3 +128,53 @@ def test_closing_and_linking_the_same_call_at_once_one_wins(force, dispatch):
         stored = svc.get_call(taker, call)
         assert stored.status == wins[0]
         assert (stored.incident_id == inc) == (wins[0] == "linked")
+        assert stored.close_reason == ("duplicate of a known incident" if wins[0] == "closed"
+                                       else None)
+
+
+def test_migration_moves_the_reasons_of_calls_already_closed_onto_the_calls(database_url):
+    """dispatch_0002 adds the column and fills it from the close events stored so far."""
+    import datetime as dt
+
+    import sqlalchemy as sa
+    from alembic import command
+
+    from tocsin.core import migrate
+    from tocsin.core.database import Database
+
+    now = dt.datetime(2026, 12, 1, 10, tzinfo=dt.UTC)
+    units = sa.table("units", *(sa.column(c) for c in ("id", "code", "name", "kind", "path")),
+                     sa.column("created_at", sa.DateTime(timezone=True)))
+    calls = sa.table("dispatch_calls", *(sa.column(c) for c in ("id", "unit_id", "narrative",
+                                                                "status")),
+                     *(sa.column(c, sa.DateTime(timezone=True))
+                       for c in ("received_at", "created_at", "updated_at")))
+    events = sa.table("events", *(sa.column(c) for c in ("seq", "id", "type", "record_kind",
+                                                         "record_id")),
+                      sa.column("occurred_at", sa.DateTime(timezone=True)),
+                      sa.column("payload", sa.JSON))
+    db = Database(database_url)
+    try:
+        with db.engine.begin() as conn:
+            command.upgrade(migrate._config(conn), "dispatch_0001")
+        with db.engine.begin() as conn:
+            conn.execute(sa.insert(units).values(id=1, code="NAT", name="Nation", kind="nation",
+                                                 path="/1/", created_at=now))
+            for cid, status in [(1, "closed"), (2, "closed"), (3, "open"), (4, "closed")]:
+                conn.execute(sa.insert(calls).values(id=cid, unit_id=1, narrative="",
+                                                     status=status, received_at=now,
+                                                     created_at=now, updated_at=now))
+            for seq, (cid, payload) in enumerate([
+                    (1, {"call": {"id": 1}, "reason": "hoax"}),
+                    (2, {"call": {"id": 2}, "reason": "advice given"}),
+                    (4, None)], start=1):  # 4: its event's content was erased
+                conn.execute(sa.insert(events).values(
+                    seq=seq, id=f"e{seq}", type="dispatch.call.closed", record_kind="call",
+                    record_id=str(cid), occurred_at=now, payload=payload))
+        migrate.upgrade(db.engine)
+        assert migrate.is_current(db.engine)
+        with db.engine.connect() as conn:
+            got = dict(conn.execute(text("SELECT id, close_reason FROM dispatch_calls")).all())
+        assert got == {1: "hoax", 2: "advice given", 3: None, 4: None}
+    finally:
+        db.dispose()

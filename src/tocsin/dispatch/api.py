@@ -77,13 +77,7 @@ def parse_location(body: dict, principal: PrincipalDep, rt: RuntimeDep) -> dict:
 
 
 def _calls_out(svc: DispatchService, calls) -> list[sc.CallOut]:
-    reasons = svc.close_reasons([c.id for c in calls if c.status == "closed"])
-    out = []
-    for c in calls:
-        o = sc.CallOut.model_validate(c)
-        o.close_reason = reasons.get(c.id)
-        out.append(o)
-    return out
+    return [sc.CallOut.model_validate(c) for c in calls]
 
 
 @router.get("/calls", response_model=list[sc.CallOut])

@@ -7,7 +7,15 @@ import datetime as dt
 from typing import Any
 
 from sqlalchemy import (
-    JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint,
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -89,6 +97,7 @@ class Call(Base):
     narrative: Mapped[str] = mapped_column(Text, default="")
     call_taker_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     status: Mapped[str] = mapped_column(String(20), default="open", index=True)
+    close_reason: Mapped[str | None] = mapped_column(String(200))  # closed without incident
     incident_id: Mapped[int | None] = mapped_column(ForeignKey("dispatch_incidents.id"),
                                                     index=True)
     received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

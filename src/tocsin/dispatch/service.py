@@ -12,13 +12,13 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import importlib.util
-import json
 import logging
 import math
 import threading
 from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
@@ -26,15 +26,22 @@ from tocsin.core import access
 from tocsin.core.access import Principal, Resource
 from tocsin.core.database import as_utc, utcnow
 from tocsin.core.errors import BadInput, Conflict, Forbidden, NotFound, TocsinError
-from tocsin.core.events import DomainEvent, EventRecord, emit
+from tocsin.core.events import DomainEvent, emit
 from tocsin.core.identity.models import Share, User
 from tocsin.core.runtime import Runtime
 from tocsin.dispatch import catalogue as catalogue_mod
 from tocsin.dispatch.catalogue import UNIT_KINDS
+from tocsin.dispatch.index import AvailableUnits, capabilities
 from tocsin.dispatch.models import (
-    Assignment, Attachment, Call, CrewMember, DispatchUnit, Incident, TimelineEntry,
+    Assignment,
+    Attachment,
+    Call,
+    CrewMember,
+    DispatchUnit,
+    Incident,
+    TimelineEntry,
 )
-from tocsin.dispatch.recommend import Recommendation, UnitRow, recommend
+from tocsin.dispatch.recommend import Candidates, Recommendation, UnitRow, candidates_of, rank
 from tocsin.geo.service import get_geo
 
 log = logging.getLogger(__name__)
@@ -94,12 +101,37 @@ def unit_brief(u: DispatchUnit) -> dict[str, Any]:
             "lat": u.lat, "lon": u.lon, "incident_id": u.incident_id, "version": u.version}
 
 
+UNIT_EVENTS = "dispatch.unit."  # type prefix of the events that change a dispatch unit
+
+
 class DispatchService:
     def __init__(self, runtime: Runtime):
         self.runtime = runtime
         self.db = runtime.db
         self.catalogue = catalogue_mod.load(runtime.settings.data_dir)
         self._lock = threading.Lock()
+        # The available units for the recommendation, kept by the unit events: from
+        # every node over the bus, and from this node's commits at once.
+        self.available = AvailableUnits(self.db)
+        runtime.bus.subscribe(self._on_event)
+        self.db.after_commit_hooks.append(self._after_commit)
+
+    def close(self) -> None:
+        self.runtime.bus.unsubscribe(self._on_event)
+        if self._after_commit in self.db.after_commit_hooks:
+            self.db.after_commit_hooks.remove(self._after_commit)
+
+    def _on_event(self, event: DomainEvent) -> None:
+        if not event.type.startswith(UNIT_EVENTS):
+            return
+        try:
+            self.available.mark((int(event.record_id or ""),))
+        except ValueError:  # not a unit id: trust nothing
+            self.available.invalidate()
+
+    def _after_commit(self, _s: Session, events: list[DomainEvent]) -> None:
+        for event in events:
+            self._on_event(event)
 
     # ------------------------------------------------------------ plumbing
     @property
@@ -237,13 +269,20 @@ class DispatchService:
                                 unit_id=owner, record_kind="call", record_id=str(call.id),
                                 payload={"call": {"id": call.id, "address": address, "lat": lat,
                                                   "lon": lon, "status": "open"}}))
-            dups = self._duplicates(s, principal, lat, lon, now) if lat is not None else []
-        return call, dups
+        # Suggested duplicates are a read: after the commit, not under the write lock
+        # (a call is no incident, so the answer is the same).
+        if lat is None:
+            return call, []
+        with self.db.read() as s:
+            return call, self._duplicates(s, principal, lat, lon, now)
 
     def _duplicates(self, s: Session, principal: Principal, lat: float, lon: float,
                     now: dt.datetime) -> list[dict]:
         la0, la1, lo0, lo1 = _box(lat, lon, DUPLICATE_RADIUS_M)
-        rows = s.scalars(select(Incident).where(
+        rows = s.execute(select(
+            Incident.id, Incident.type_code, Incident.priority, Incident.status,
+            Incident.address, Incident.lat, Incident.lon, Incident.created_at,
+        ).where(
             Incident.lat.between(la0, la1), Incident.lon.between(lo0, lo1),
             or_(Incident.status != "closed", Incident.closed_at >= now - DUPLICATE_WINDOW),
             Incident.created_at >= now - DUPLICATE_WINDOW,
@@ -334,15 +373,15 @@ class DispatchService:
     def close_call(self, principal: Principal, call_id: int, reason: str | None) -> Call:
         """Close a call that needs no incident (a hoax, advice given on the phone), with
         the reason. Only an open call closes: a call linked to an incident ends with
-        the incident; a closed call stays closed. The reason is kept in the
-        ``dispatch.call.closed`` event (``close_reasons`` reads it back)."""
+        the incident; a closed call stays closed. The reason is stored on the call
+        (``close_reason``) and carried by the ``dispatch.call.closed`` event."""
         reason = (reason or "").strip()
         if not reason:
             raise BadInput("closing a call needs a reason", code="dispatch.reason_required")
         with self.db.session() as s:
             call = self.get_call(principal, call_id, s)
             self._require(principal, "write", "call", call.unit_id)
-            self._claim_call(s, call, status="closed")
+            self._claim_call(s, call, status="closed", close_reason=reason)
             emit(s, DomainEvent(type="dispatch.call.closed", actor_id=principal.user_id,
                                 unit_id=call.unit_id, record_kind="call", record_id=str(call.id),
                                 payload={"call": {"id": call.id, "status": "closed"},
@@ -368,19 +407,6 @@ class DispatchService:
                             details={"status": call.status, "incident_id": call.incident_id})
         return Conflict(f"call {call.id} is closed", code="dispatch.call_closed",
                         details={"status": call.status})
-
-    def close_reasons(self, call_ids: list[int]) -> dict[int, str]:
-        """The reason each closed call was closed with, from its close event."""
-        if not call_ids:
-            return {}
-        with self.db.read() as s:
-            rows = s.execute(select(EventRecord.record_id, EventRecord.payload)
-                             .where(EventRecord.type == "dispatch.call.closed",
-                                    EventRecord.record_kind == "call",
-                                    EventRecord.record_id.in_([str(i) for i in call_ids]))
-                             .order_by(EventRecord.seq)).all()
-        return {int(rid): payload["reason"] for rid, payload in rows
-                if payload and payload.get("reason")}
 
     # ------------------------------------------------------------ incidents
     def _incident(self, s: Session, principal: Principal, incident_id: int,
@@ -902,8 +928,9 @@ class DispatchService:
 
     # ------------------------------------------------------ recommendation
     def candidate_units(self, principal: Principal) -> list[UnitRow]:
-        """Available units the principal may see. Capabilities come back as raw JSON
-        text and are decoded once per distinct value: thousands of rows stay cheap."""
+        """Available units the principal may see, read from the database (by id): the
+        reference the in-memory index (``candidates``) must agree with. Capabilities
+        come back as raw JSON text and are decoded once per distinct value."""
         from sqlalchemy import Text as SqlText
         from sqlalchemy import type_coerce
 
@@ -913,17 +940,30 @@ class DispatchService:
                                     DispatchUnit.lat, DispatchUnit.lon)
                              .where(DispatchUnit.status == "available",
                                     access.readable_units_clause(principal, "dispatch_unit",
-                                                                 DispatchUnit.unit_id))).all()
+                                                                 DispatchUnit.unit_id))
+                             .order_by(DispatchUnit.id)).all()
         decoded: dict[str, tuple[str, ...]] = {}
-        def caps(raw) -> tuple[str, ...]:
-            if not isinstance(raw, str):  # PostgreSQL's driver decodes JSON itself
-                return tuple(raw or ())
-            found = decoded.get(raw)
-            if found is None:
-                found = decoded[raw] = tuple(json.loads(raw))
-            return found
+        return [UnitRow(r[0], r[1], r[2], capabilities(r[3], decoded), r[4], r[5])
+                for r in rows]
 
-        return [UnitRow(r[0], r[1], r[2], caps(r[3]), r[4], r[5]) for r in rows]
+    def candidates(self, principal: Principal, graph=None) -> Candidates:
+        """Available units the principal may see, by id, snapped to the road graph: the
+        event-maintained index (``self.available``) filtered by ``core.access`` for
+        this request, one decision per owning unit (a dispatch unit has no access fact
+        of its own: no shares, no owning user, as ``candidate_units``' SQL filter)."""
+        graph = graph if graph is not None else self.graph()
+        rule = access.rule_for("dispatch_unit")
+        if rule.describe is not None or getattr(rule, "need_to_know", None) is not None:
+            # records with facts of their own: decided per record, in the database
+            return candidates_of(graph, self.candidate_units(principal))
+        snap = self.available.snapshot(graph)
+        owners = snap.owners.tolist()
+        allowed = np.fromiter(
+            (access.decide(principal, "read", Resource("dispatch_unit", self._path(o))).allowed
+             for o in owners), dtype=bool, count=len(owners))
+        if allowed.all():
+            return snap.units
+        return snap.units.take(np.flatnonzero(allowed[snap.owner_pos]))
 
     def recommend(self, principal: Principal, incident_id: int, limit: int = 10
                   ) -> tuple[Incident, Recommendation]:
@@ -933,9 +973,10 @@ class DispatchService:
             inc = self._incident(s, principal, incident_id)
         plan = self.catalogue.types[inc.type_code].plan if inc.type_code in \
             self.catalogue.types else {}
+        graph = self.graph()
         try:
-            rec = recommend(self.graph(), inc.lat, inc.lon, self.candidate_units(principal),
-                            plan, limit=limit)
+            rec = rank(graph, inc.lat, inc.lon, self.candidates(principal, graph), plan,
+                       limit=limit)
         except RoutingError as exc:
             raise BadInput(str(exc), code="dispatch.outside_map") from None
         return inc, rec

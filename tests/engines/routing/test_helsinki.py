@@ -137,6 +137,33 @@ def test_travel_times_array_matches_routes(helsinki):
         g.travel_times_array(*target, lats, lons[:-1])
 
 
+def test_one_tree_gives_the_times_and_paths_of_presnapped_sources(helsinki):
+    """``tree_to``: sources snapped once, timed and drawn from one search, with the
+    very numbers and paths of ``travel_times_array`` and ``travel_times_to``."""
+    g = helsinki
+    rng = np.random.default_rng(12)
+    nodes = rng.choice(g.snappable, 200)
+    lats = g.lat[nodes] + rng.normal(0, 3e-4, 200)
+    lons = g.lon[nodes] + rng.normal(0, 6e-4, 200)
+    lats[0] = 10.0  # off the network
+    target = g.node_latlon(int(g.snappable[5]))
+    snapped, snaps = g.snap_many(lats, lons)
+    tree = g.tree_to(*target)
+    times, dists = tree.to_target(snapped, snaps)
+    expected = g.travel_times_array(*target, lats, lons)
+    np.testing.assert_array_equal(times, expected[0])
+    np.testing.assert_array_equal(dists, expected[1])
+    routes = g.travel_times_to(*target, list(zip(lats[:20], lons[:20])), with_paths=True)
+    assert routes[0] is None
+    for i in range(1, 20):
+        assert tree.path((float(lats[i]), float(lons[i])), snapped[i]) == routes[i].path
+    limited = g.tree_to(*target, max_time_s=60.0).to_target(snapped, snaps)[0]
+    np.testing.assert_array_equal(
+        limited, g.travel_times_array(*target, lats, lons, max_time_s=60.0)[0])
+    with pytest.raises(OutsideNetworkError):
+        g.tree_to(60.0, 25.5)
+
+
 def test_incident_off_network(helsinki):
     with pytest.raises(OutsideNetworkError):
         helsinki.travel_times_to(60.0, 25.5, [(60.17, 24.94)])

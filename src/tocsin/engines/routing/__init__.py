@@ -7,11 +7,13 @@ domain module.
     routes = graph.travel_times_to(60.17, 24.94, [(60.16, 24.93), (60.18, 24.95)])
     best = graph.rank(60.17, 24.94, unit_positions, k=5)
     drawn = graph.route((60.16, 24.93), (60.17, 24.94)).path
+    tree = graph.tree_to(60.17, 24.94)  # one search: times of pre-snapped units, few paths
 """
 
 from .graph import (
     NoRouteError,
     OutsideNetworkError,
+    ReverseTree,
     RoadGraph,
     Route,
     RoutingError,
@@ -21,6 +23,7 @@ from .osm import is_drivable, oneway_direction, parse_maxspeed, way_speed_kmh
 __all__ = [
     "NoRouteError",
     "OutsideNetworkError",
+    "ReverseTree",
     "RoadGraph",
     "Route",
     "RoutingError",

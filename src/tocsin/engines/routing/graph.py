@@ -79,6 +79,46 @@ class Route:
     path: list[LatLon] | None = None
 
 
+@dataclass(slots=True, eq=False)
+class ReverseTree:
+    """One search on the reversed graph from a target point (an incident): every
+    node's fastest time and road length to it, and the next node on the way.
+
+    Made by :meth:`RoadGraph.tree_to`. Sources snapped once (``snap_many``) are
+    timed with :meth:`to_target` and a few of them get their drawn path with
+    :meth:`path`, all from this one search: the same numbers as
+    :meth:`RoadGraph.travel_times_array` and :meth:`RoadGraph.travel_times_to`.
+    """
+
+    graph: RoadGraph
+    target_point: LatLon
+    target: int
+    target_snap_m: float
+    max_time_s: float
+    node_time_s: np.ndarray  # per graph node, inf where unreached
+    node_length_m: np.ndarray
+    pred: np.ndarray  # next node towards the target, _NO_PRED where none
+
+    def to_target(self, nodes: np.ndarray, snaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(time_s, distance_m)`` from sources snapped to ``nodes`` (``-1``: off the
+        network) at ``snaps`` metres, snap legs included; ``inf`` where unreachable."""
+        nodes = np.asarray(nodes, dtype=np.int64)
+        times, lengths = _gather(self.node_time_s, self.node_length_m, nodes)
+        return self.graph._totals(times, lengths, nodes, np.asarray(snaps, dtype=np.float64),
+                                  self.target_snap_m, self.max_time_s)
+
+    def path(self, start: LatLon, node: int) -> list[LatLon]:
+        """Drawn path from the point ``start`` (snapped to ``node``) to the target point."""
+        return self.graph._path(start, int(node), self.target, self.target_point, self.pred)
+
+
+def _gather(dist: np.ndarray, lengths_all: np.ndarray, nodes: np.ndarray):
+    safe = np.where(nodes >= 0, nodes, 0)
+    times = np.where(nodes >= 0, dist[safe], np.inf)
+    lengths = np.where(nodes >= 0, lengths_all[safe], np.inf)
+    return times, lengths
+
+
 def _to_xyz(lat, lon) -> np.ndarray:
     """Earth-centred cartesian metres (sphere): chord length ~ ground distance."""
     phi = np.radians(np.asarray(lat, dtype=np.float64))
@@ -399,6 +439,19 @@ class RoadGraph:
                         np.asarray(lons, dtype=np.float64), False, max_time_s, method)
         return q[0], q[1]
 
+    def tree_to(self, target_lat: float, target_lon: float, *,
+                max_time_s: float | None = None) -> ReverseTree:
+        """One compiled search towards a target point, kept for many questions: the
+        travel times of sources snapped beforehand and the paths of a few of them
+        (see :class:`ReverseTree`). The target off the network raises
+        :class:`OutsideNetworkError`."""
+        target, target_snap = self.nearest_node(target_lat, target_lon)
+        limit = np.inf if max_time_s is None else float(max_time_s)
+        dist, pred = dijkstra(self._rev, directed=True, indices=target,
+                              return_predecessors=True, limit=limit)
+        return ReverseTree(self, (float(target_lat), float(target_lon)), target, target_snap,
+                           limit, dist, self._path_lengths(pred, target), pred)
+
     def _query(self, target_lat, target_lon, lats, lons, with_paths, max_time_s, method):
         if len(lats) != len(lons):
             raise ValueError("lats and lons differ in length")
@@ -406,15 +459,19 @@ class RoadGraph:
         nodes, snaps = self.snap_many(lats, lons)
         limit = np.inf if max_time_s is None else float(max_time_s)
         times, lengths, pred = self._search(target, nodes, with_paths, limit, method)
-        speed = self._snap_speed_ms
-        total_t = times + (snaps + target_snap) / speed
+        total_t, total_d = self._totals(times, lengths, nodes, snaps, target_snap, limit)
+        if with_paths and isinstance(pred, np.ndarray):
+            pred = pred.tolist()
+        return total_t, total_d, nodes, snaps, target, target_snap, pred
+
+    def _totals(self, times, lengths, nodes, snaps, target_snap, limit):
+        """Search times and lengths plus the snap legs; inf where unreachable."""
+        total_t = times + (snaps + target_snap) / self._snap_speed_ms
         total_d = lengths + snaps + target_snap
         bad = (nodes < 0) | ~np.isfinite(times) | (total_t > limit)
         total_t[bad] = np.inf
         total_d[bad] = np.inf
-        if with_paths and isinstance(pred, np.ndarray):
-            pred = pred.tolist()
-        return total_t, total_d, nodes, snaps, target, target_snap, pred
+        return total_t, total_d
 
     def rank(
         self,
@@ -476,10 +533,7 @@ class RoadGraph:
         if method == "scipy":
             dist, pred = dijkstra(self._rev, directed=True, indices=target,
                                   return_predecessors=True, limit=limit)
-            lengths_all = self._path_lengths(pred, target)
-            safe = np.where(nodes >= 0, nodes, 0)
-            times = np.where(nodes >= 0, dist[safe], np.inf)
-            lengths = np.where(nodes >= 0, lengths_all[safe], np.inf)
+            times, lengths = _gather(dist, self._path_lengths(pred, target), nodes)
             return times, lengths, pred
         if method == "heap":
             wanted = set(nodes[nodes >= 0].tolist())
@@ -548,7 +602,7 @@ class RoadGraph:
         dist = {v: dist[v] for v in settled}
         return dist, length, pred
 
-    def _path(self, start: np.ndarray, node: int, target: int, end: LatLon,
+    def _path(self, start: np.ndarray | LatLon, node: int, target: int, end: LatLon,
               pred) -> list[LatLon]:
         """Drawn path: the source point, its road nodes, the target point."""
         path = [(float(start[0]), float(start[1]))]
