@@ -68,3 +68,15 @@ def test_demo_loads_a_force_once(tmp_path):
     assert "already loaded" in r.stdout
     r = run(tmp_path, "users", "list", "--unit", "D0101", "--limit", "1000")
     assert "calltaker" in r.stdout and "dispatcher" in r.stdout
+    # and the demo then serves, its live call stream running (start-up hooks included)
+    from tests.servers import Node
+
+    node = Node(tmp_path, f"sqlite:///{tmp_path / 'tocsin.sqlite3'}")
+    try:
+        import httpx
+
+        login = httpx.post(node.url + "/api/v1/auth/login", timeout=30,
+                           json={"username": "calltaker", "password": "tocsin-demo-2026"})
+        assert login.status_code == 200, login.text
+    finally:
+        node.stop()

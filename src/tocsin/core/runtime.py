@@ -68,7 +68,8 @@ class Runtime:
         self.bus.subscribe(self.units.on_event)
         self.db.after_commit_hooks.append(lambda _s, events: self.bus.publish(events))
         self._services: dict[str, Any] = {}
-        self._services_lock = threading.Lock()
+        # Re-entrant: a service's factory may ask for the services it stands on.
+        self._services_lock = threading.RLock()
         self._started = False
 
     def service(self, name: str, factory: Callable[["Runtime"], T]) -> T:
