@@ -121,3 +121,27 @@ def test_bad_socket_auth_is_refused(client, force):
         assert ws.receive_json()["type"] == "error"
         with pytest.raises(WebSocketDisconnect):
             ws.receive_json()
+
+
+def test_unit_channel_reaches_the_units_sockets_only_and_not_removed_members(client, force):
+    a, b, outsider = Mx(client, "patrol1"), Mx(client, "patrol2"), Mx(client, "inv1")
+    r = client.post("/api/v1/messaging/units/C111/channel", headers=a.h)
+    assert r.status_code == 200, r.text
+    room = r.json()["room_id"]  # C111's subtree: patrol1 (B1111) and patrol2 (B1112)
+    sa, sb, so = Sock(client, a.token), Sock(client, b.token), Sock(client, outsider.token)
+    try:
+        a.send_ok(room, "to the company")
+        assert _bodies(sa.events(1)) == ["to the company"]
+        assert _bodies(sb.events(1)) == ["to the company"]
+        # the outsider's next event is its own room's, not the company's message
+        own = outsider.create_room(name="inv1's own")
+        assert so.events(1)[0]["room_id"] == own
+        assert a.post(f"{C3}/rooms/{room}/kick", {"user_id": b.user_id}).status_code == 200
+        assert sb.events(1)[0]["event"]["content"]["membership"] == "leave"
+        a.send_ok(room, "after removal")
+        assert _bodies(sa.events(2)) == ["after removal"]  # (the kick, then the message)
+        b_room = b.create_room(name="b's own")
+        assert sb.events(1)[0]["room_id"] == b_room
+    finally:
+        for s in (sa, sb, so):
+            s.close()

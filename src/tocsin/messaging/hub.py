@@ -108,6 +108,8 @@ class Hub:
         self.rooms: dict[str, RoomInfo] = {}
         self.conns: set[Conn] = set()
         self.by_user: dict[int, set[Conn]] = {}
+        self.by_path: dict[str, set[Conn]] = {}  # unit path -> sockets of its officers
+        self._under: dict[tuple[str, ...], list[str]] = {}  # audience -> unit paths in it
         self.waiters: set[Waiter] = set()
         self.typing: dict[str, dict[int, float]] = {}
         self.typing_versions: dict[str, int] = {}
@@ -289,15 +291,33 @@ class Hub:
                 out.append(Item(ev.stream, ev.room_id, info, extra, text, own, ev.session_id))
         return out
 
+    def _targets(self, info: RoomInfo, extra: frozenset[int]) -> list[Conn]:
+        """The sockets of a room's members: explicit members by user, audience members
+        by unit path (each distinct unit path tested once, not each socket)."""
+        targets: list[Conn] = []
+        for uid in info.members | extra:
+            targets.extend(self.by_user.get(uid, ()))
+        if info.paths:
+            explicit = info.members | extra
+            excluded = info.excluded - extra
+            for unit_path in self._paths_under(info.paths):
+                for conn in self.by_path.get(unit_path, ()):
+                    uid = conn.principal.user_id
+                    if uid not in explicit and uid not in excluded:
+                        targets.append(conn)
+        return targets
+
+    def _paths_under(self, paths: tuple[str, ...]) -> list[str]:
+        found = self._under.get(paths)
+        if found is None:
+            found = [u for u in self.by_path if any(u.startswith(p) for p in paths)]
+            self._under[paths] = found
+        return found
+
     def _dispatch(self, item: Item) -> None:
         info = item.info
-        if info.paths:
-            targets = [c for c in self.conns if _wants(info, item.extra, c.principal)]
-        else:
-            targets = []
-            for uid in info.members | item.extra:
-                targets.extend(self.by_user.get(uid, ()))
-        delivered = [conn.principal.user_id for conn in targets if conn.offer(item)]
+        delivered = [conn.principal.user_id for conn in self._targets(info, item.extra)
+                     if conn.offer(item)]
         if delivered:
             self.svc.note_delivered(delivered, item.room_id, item.stream)
         for w in list(self.waiters):
@@ -318,6 +338,11 @@ class Hub:
     def _add(self, conn: Conn) -> None:
         self.conns.add(conn)
         self.by_user.setdefault(conn.principal.user_id, set()).add(conn)
+        path = conn.principal.unit_path
+        if path not in self.by_path:
+            self.by_path[path] = set()
+            self._under.clear()  # a unit path not seen yet: recompute which rooms reach it
+        self.by_path[path].add(conn)
 
     def _remove(self, conn: Conn) -> None:
         self.conns.discard(conn)
@@ -326,6 +351,8 @@ class Hub:
             peers.discard(conn)
             if not peers:
                 del self.by_user[conn.principal.user_id]
+        # by_path keeps its (few) unit paths, so the room -> unit paths cache stays valid
+        self.by_path.get(conn.principal.unit_path, set()).discard(conn)
 
     async def serve(self, ws: WebSocket) -> None:
         """Protocol: client sends {type: auth, access_token, since?}; server sends
