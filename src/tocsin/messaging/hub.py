@@ -383,7 +383,10 @@ class Hub:
         sender = receiver = closer = None
         try:
             if since is None:
-                conn.last_stream = self.cursor or 0
+                # "now" is what is committed, not how far this node's hub has read yet:
+                # the device gets exactly the events committed after it connected
+                committed = await asyncio.to_thread(self.svc.stream_position)
+                conn.last_stream = max(self.cursor or 0, committed)
             else:
                 backlog, overflow = await asyncio.to_thread(
                     self.svc.events_since, principal, since, self.svc.config.ws_backlog_limit)

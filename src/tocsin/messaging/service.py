@@ -874,6 +874,11 @@ class MessagingService:
                               else f"t{rows[-1].stream + 1}")
             return out
 
+    def stream_position(self) -> int:
+        """The last committed stream position."""
+        with self.db.read() as s:
+            return self._max_stream(s)
+
     def _max_stream(self, s: Session) -> int:
         return s.scalar(select(func.max(Event.stream))) or 0
 
