@@ -2,7 +2,9 @@
 
 Several passes, each a :class:`BlockingRule`, are run and their pairs
 unioned. A rule computes one key per record (empty = no key, the record
-sits this pass out). Two kinds:
+sits this pass out), or several (a list of key arrays: every surname of a
+married woman, every one-digit deletion of a phone number), and then pairs
+two records when any key of one equals any key of the other. Two kinds:
 
 * *exact* rules pair records whose keys are equal (phonetic surname + birth
   year, phonetic given name + date of birth, postcode + two letters of the
@@ -11,15 +13,26 @@ sits this pass out). Two kinds:
   name and each is paired with its ``max_block - 1`` next neighbours only.
 * *sorted-neighbourhood* rules sort all records by the key and pair each with
   the next ``window`` records: they catch a typo in the middle or at the end
-  of a key that exact rules cannot see.
+  of a key that exact rules cannot see, at the price of about ``window``
+  pairs per record whatever the data.
 
 Everything is vectorised: keys become integer codes, records are sorted by
 code and the k-th neighbours compared with one numpy operation per k.
 
-The default rules (:data:`DEFAULT_RULES`) keep 99.9+% of the true pairs of
-FEBRL3 and FEBRL4 (``tests/engines/resolve/test_blocking.py``) while
-proposing a few pairs per record; :func:`candidate_pairs` reports, pass by
-pass, what each rule proposed and what it added to the union.
+The default rules (:data:`DEFAULT_RULES`) are all exact. Typos in phone and
+identity numbers are caught by *deletion keys* (the number with one digit
+left out, every position: two numbers one substitution, insertion, deletion
+or transposition apart share one), which pair only numbers that are one edit
+apart instead of sorted neighbours; typos in names by phonetic keys and by
+keys that leave the name out (given name or initial + birth date, with one of
+its parts left out, or with day and month in either order); married and
+maiden names by keys over every surname of a record (``Martin née Dupont``).
+They keep 99.9+% of the true pairs of FEBRL3, FEBRL4 and the generated
+French set (``tests/engines/resolve/test_blocking.py``) while proposing a few
+pairs per record; :func:`candidate_pairs` reports, pass by pass, what each
+rule proposed and what it added to the union. Which pairs are proposed does
+not change a pair's score (the model's prior is the share of matches among
+all pairs, see :mod:`.scoring`), only which pairs get one.
 """
 
 from __future__ import annotations
@@ -29,12 +42,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from tocsin.engines.resolve.normalise import _STREET_ABBREV
+from tocsin.engines.resolve.phonetic import fonem, fonem_skeleton
 from tocsin.engines.resolve.records import Table
 
 
 @dataclass(frozen=True)
 class BlockingRule:
-    """One blocking pass: ``key(table) -> object array`` of string keys."""
+    """One blocking pass: ``key(table) -> object array`` of string keys, or a
+    list of such arrays when a record has several keys (all its surnames, say):
+    two records are then paired when any key of one equals any key of the other."""
 
     name: str
     key: Callable[[Table], np.ndarray]
@@ -76,6 +93,90 @@ def _street(t: Table) -> np.ndarray:
     return out
 
 
+def _obj(values: list) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
+
+
+def _initial(t: Table) -> np.ndarray:
+    """First letter of the first given name (``J.-P.`` -> ``j``)."""
+    return _prefix(t["given_first"], 1)
+
+
+def _month_day(t: Table, *, unordered: bool = False) -> np.ndarray:
+    """``MMDD`` of a full birth date (``unordered``: the smaller number first, so
+    a day/month swap gives the same key); empty when the day is unknown."""
+    m, d = t["dob_month"].tolist(), t["dob_day"].tolist()
+    if unordered:
+        m, d = [min(x, y) for x, y in zip(m, d)], [max(x, y) for x, y in zip(m, d)]
+    return _obj([f"{x:02d}{y:02d}" if x and y else "" for x, y in zip(m, d)])
+
+
+MAX_SURNAMES = 3  # main + birth/usage/alias surnames keyed per record
+MAX_GIVEN = 2     # given names keyed per record
+
+
+def _surname_list(t: Table, fn: Callable[[str], str]) -> list[np.ndarray]:
+    """``fn`` of each of a record's surnames (main, birth, usage...), one array per rank."""
+    alts = [a.split() if " " in a else (a,) if a else () for a in t["surname_alts"]]
+    return [_obj([fn(a[k]) if len(a) > k else "" for a in alts]) for k in range(MAX_SURNAMES)
+            if k == 0 or any(len(a) > k for a in alts)]
+
+
+def _names_any(t: Table) -> list[np.ndarray]:
+    """Skeletons of (any given name, any surname), in either order: ``Sophie Martin
+    née Dupont`` meets ``Dupont Sophie``; ``Lucas Philippe`` meets ``Philippe-Lucas``."""
+    given = [g.split() for g in t["given"]]
+    givens = [t["given_skel"]] + [
+        _obj([fonem_skeleton(g[k]) if len(g) > k else "" for g in given])
+        for k in range(1, MAX_GIVEN) if any(len(g) > k for g in given)]
+    surnames = [t["surname_skel"], *_surname_list(t, fonem_skeleton)[1:]]
+    return [_unordered(g, s) for g in givens for s in surnames]
+
+
+def _any_surname_phonetic_initial(t: Table) -> list[np.ndarray]:
+    init = _initial(t)
+    phon = [t["surname_phon"], *_surname_list(t, fonem)[1:]]
+    return [_join(p, init) for p in phon]
+
+
+def _any_surname_one_edit_initial(t: Table) -> list[np.ndarray]:
+    """Each surname of a record and each of its one-letter deletions, with the
+    initial: ``Ptit J.`` meets ``Petit Josiane``, ``Velluitni`` ``Vellutini``."""
+    init = _initial(t)
+    out = []
+    for s in _surname_list(t, lambda x: x):
+        out.append(_join(s, init))
+        out.extend(_join(d, init) for d in _deletions(s, 4))
+    return out
+
+
+def _deletions(col: np.ndarray, min_len: int = 5) -> list[np.ndarray]:
+    """The value with one character left out, one array per position (values
+    shorter than ``min_len`` get none): two values one edit apart share a key."""
+    vals = col.tolist()
+    longest = max((len(v) for v in vals), default=0)
+    return [_obj([v[:k] + v[k + 1:] if len(v) >= min_len and k < len(v) else "" for v in vals])
+            for k in range(longest)]
+
+
+_STREET_WORDS = frozenset(" ".join(_STREET_ABBREV.values()).split()) | {
+    "street", "lane", "drive", "court", "close", "terrace", "way", "bis", "ter", "quater",
+    "avenue", "place", "rue", "allee", "chemin", "route"}
+
+
+def _street_name(t: Table) -> np.ndarray:
+    """The first naming word of the street (not a street type, number or
+    particle, nor a title): ``12 bis rue du general de gaulle`` -> ``gaulle``."""
+    out = []
+    for street in _street(t).tolist():
+        words = [w for w in street.split()
+                 if len(w) >= 4 and w not in _STREET_WORDS and not w.isdigit()]
+        out.append(words[0] if words else "")
+    return _obj(out)
+
+
 DEFAULT_RULES: tuple[BlockingRule, ...] = (
     BlockingRule("surname_phonetic+birth_year",
                  lambda t: _join(t["surname_phon"], t["dob_year"]), ("surname", "date_of_birth")),
@@ -86,23 +187,36 @@ DEFAULT_RULES: tuple[BlockingRule, ...] = (
                  ("postcode", "surname")),
     BlockingRule("phone", lambda t: t["phone"], ("phone",)),
     BlockingRule("id_number", lambda t: t["id_number"], ("id_number",)),
-    BlockingRule("names_skeleton_unordered",
-                 lambda t: _unordered(t["given_skel"], t["surname_skel"]),
-                 ("given_name", "surname")),
+    BlockingRule("names_skeleton_any_order", _names_any, ("given_name", "surname")),
     BlockingRule("date_of_birth", lambda t: t["dob"], ("date_of_birth",)),
     BlockingRule("surname+city", lambda t: _join(t["surname"], t["city"]), ("surname", "city")),
     BlockingRule("given_phonetic+postcode", lambda t: _join(t["given_phon"], t["postcode"]),
                  ("given_name", "postcode")),
     BlockingRule("postcode+house_number",
                  lambda t: _join(t["postcode"], t["address_number"]), ("postcode", "address")),
-    BlockingRule("sorted:id_number", lambda t: t["id_number"], ("id_number",),
-                 sorted_neighbourhood=True, window=2),
-    BlockingRule("sorted:phone", lambda t: t["phone"], ("phone",),
-                 sorted_neighbourhood=True, window=2),
-    BlockingRule("sorted:surname+given", lambda t: _join(t["surname"], t["given"]),
-                 ("surname", "given_name"), sorted_neighbourhood=True, window=2),
-    BlockingRule("sorted:street+city", lambda t: _join(_street(t), t["city"]),
-                 ("address", "city"), sorted_neighbourhood=True, window=2),
+    BlockingRule("any_surname_phonetic+given_initial", _any_surname_phonetic_initial,
+                 ("given_name", "surname")),
+    BlockingRule("given_initial+birth_year_month",
+                 lambda t: _join(_initial(t), t["dob_year"], t["dob_month"]),
+                 ("given_name", "date_of_birth")),
+    BlockingRule("given_initial+birth_year+day_month_any_order",
+                 lambda t: _join(_initial(t), t["dob_year"], _month_day(t, unordered=True)),
+                 ("given_name", "date_of_birth")),
+    BlockingRule("given_initial+birth_day_month",
+                 lambda t: _join(_initial(t), _month_day(t)), ("given_name", "date_of_birth")),
+    BlockingRule("any_surname_one_edit+given_initial", _any_surname_one_edit_initial,
+                 ("given_name", "surname")),
+    BlockingRule("given_phonetic+birth_year", lambda t: _join(t["given_phon"], t["dob_year"]),
+                 ("given_name", "date_of_birth")),
+    BlockingRule("given_phonetic+city", lambda t: _join(t["given_phon"], t["city"]),
+                 ("given_name", "city")),
+    BlockingRule("given_phonetic+surname_prefix",
+                 lambda t: _join(t["given_phon"], _prefix(t["surname"], 3)),
+                 ("given_name", "surname")),
+    BlockingRule("house_number+street_name",
+                 lambda t: _join(t["address_number"], _street_name(t)), ("address",)),
+    BlockingRule("id_number_one_edit", lambda t: _deletions(t["id_number"]), ("id_number",)),
+    BlockingRule("phone_one_edit", lambda t: _deletions(t["phone"]), ("phone",)),
 )
 
 
@@ -213,7 +327,16 @@ def candidate_pairs(a: Table, b: Table | None = None, *,
     for rule in rules:
         if not all(f in table.present for f in rule.fields):
             continue
-        p, q = _rule_pairs(rule.key(table), side, tiebreak, rule, max_block)
+        keys = rule.key(table)
+        if isinstance(keys, list | tuple):
+            keys, rows = _explode(keys)
+            p, q = _rule_pairs(keys, None if side is None else side[rows], tiebreak[rows],
+                               rule, max_block)
+            p, q = rows[p], rows[q]
+            keep = p != q
+            p, q = np.minimum(p[keep], q[keep]), np.maximum(p[keep], q[keep])
+        else:
+            p, q = _rule_pairs(keys, side, tiebreak, rule, max_block)
         if side is not None:
             code = p * nb + (q - na)
         else:
@@ -227,6 +350,19 @@ def candidate_pairs(a: Table, b: Table | None = None, *,
     if side is not None:
         return merged // nb, merged % nb, report
     return merged // n, merged % n, report
+
+
+def _explode(key_arrays: list[np.ndarray] | tuple[np.ndarray, ...]
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """(keys, row of each key) of several key arrays over the same rows,
+    without empty keys nor a row's repeated key."""
+    keys = np.concatenate([np.asarray(k, dtype=object) for k in key_arrays])
+    rows = np.tile(np.arange(len(key_arrays[0]), dtype=np.int64), len(key_arrays))
+    codes = _codes(keys)
+    ok = np.flatnonzero(codes >= 0)
+    _, first = np.unique(rows[ok] * (int(codes.max()) + 1) + codes[ok], return_index=True)
+    keep = np.sort(ok[first])
+    return keys[keep], rows[keep]
 
 
 def _join_names(t: Table) -> np.ndarray:

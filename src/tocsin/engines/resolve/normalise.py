@@ -462,12 +462,15 @@ def normalise_phone(value: str, default_country: str = "FR") -> str:
     s = str(value).strip()
     if not s:
         raise NormalisationError("phone", value, "empty phone number")
-    if re.search(r"[a-zA-Z]", re.sub(r"(?i)\b(ext|poste|x)\b.*$", "", s)):
-        raise NormalisationError("phone", value, "letters in a phone number")
-    s = re.sub(r"(?i)\s*(ext|poste|x)\b.*$", "", s)
-    s = re.sub(r"\(\s*0\s*\)", "", s)  # +33 (0)6 ...
-    plus = s.lstrip().startswith("+")
-    digits = re.sub(r"\D", "", s)
+    if s.isascii() and s.isdigit():  # the common case, digits only: no rewriting to do
+        plus, digits = False, s
+    else:
+        if re.search(r"[a-zA-Z]", re.sub(r"(?i)\b(ext|poste|x)\b.*$", "", s)):
+            raise NormalisationError("phone", value, "letters in a phone number")
+        s = re.sub(r"(?i)\s*(ext|poste|x)\b.*$", "", s)
+        s = re.sub(r"\(\s*0\s*\)", "", s)  # +33 (0)6 ...
+        plus = s.lstrip().startswith("+")
+        digits = re.sub(r"\D", "", s)
     if plus:
         intl = digits
     elif digits.startswith("00"):
@@ -561,7 +564,8 @@ def normalise_address(value: str) -> Address:
 def normalise_postcode(value: str) -> str:
     """Upper-case alphanumerics; a 4-digit French code gets its leading zero back
     only if ``value`` looks numeric and French (kept as is otherwise)."""
-    s = re.sub(r"[^0-9A-Za-z]", "", str(value)).upper()
+    s = str(value)
+    s = (s if s.isascii() and s.isalnum() else re.sub(r"[^0-9A-Za-z]", "", s)).upper()
     if not s:
         raise NormalisationError("postcode", value, "empty postcode")
     if len(s) > 10:
@@ -582,7 +586,8 @@ def normalise_city(value: str) -> str:
 
 def normalise_id_number(value: str) -> str:
     """Upper-case letters and digits only."""
-    s = re.sub(r"[^0-9A-Za-z]", "", str(value)).upper()
+    s = str(value)
+    s = (s if s.isascii() and s.isalnum() else re.sub(r"[^0-9A-Za-z]", "", s)).upper()
     if not s:
         raise NormalisationError("id_number", value, "empty identity number")
     if len(s) > 40:

@@ -157,47 +157,79 @@ def prepare_columns(ids: list[str] | np.ndarray, raw_columns: Mapping[str, Itera
     unknown = set(raw_columns) - set(FIELDS)
     if unknown:
         raise nz.NormalisationError("fields", sorted(unknown), "unknown field names")
-    columns: dict[str, list] = {}
+    arrays: dict[str, np.ndarray] = {}
     issues: list[Issue] = []
     present = set()
     for fname, (parser, names, empty) in _PARSERS.items():
         values = raw_columns.get(fname)
-        outs = [[e] * n for e in empty]
-        if values is not None:
-            if fname == "phone":
-                def parser(r: str) -> tuple:
-                    return (nz.normalise_phone(r, default_country),)
-            cache: dict[str, tuple | None] = {}
-            for i, v in enumerate(values):
-                if _is_missing(v):
-                    continue
-                raw = str(v).strip()
-                res = cache.get(raw, ...)
-                if res is ...:
-                    try:
-                        res = parser(raw)
-                    except nz.NormalisationError as exc:
-                        if strict:
-                            raise
-                        issues.append(Issue(ids_arr[i], fname, exc.reason))
-                        res = None
-                    cache[raw] = res
-                if res is None:
-                    continue
+        if values is None:
+            for name, e in zip(names, empty):
+                arrays[name] = _column(name, [e])[np.zeros(n, dtype=np.int64)]
+            continue
+        if fname == "phone":
+            def parser(r: str) -> tuple:
+                return (nz.normalise_phone(r, default_country),)
+        # each distinct value is normalised once; rows then take their value's result
+        distinct, codes = _codes(values)
+        if len(codes) != n:
+            raise nz.NormalisationError(fname, len(codes), f"{len(codes)} values for {n} ids")
+        first_row = np.unique(codes, return_index=True)[1]
+        cache: dict[str, tuple | None] = {}
+        results: list[tuple | None] = []
+        for k, v in enumerate(distinct):
+            if _is_missing(v):
+                results.append(None)
+                continue
+            raw = str(v).strip()
+            res = cache.get(raw, ...)
+            if res is ...:
+                try:
+                    res = parser(raw)
+                except nz.NormalisationError as exc:
+                    if strict:
+                        raise
+                    # distinct values come in order of first row: so do the issues
+                    issues.append(Issue(ids_arr[first_row[k]], fname, exc.reason))
+                    res = None
+                cache[raw] = res
+            if res is not None:
                 present.add(fname)
-                for out, x in zip(outs, res):
-                    out[i] = x
-        for name, out in zip(names, outs):
-            columns[name] = out
-    arrays: dict[str, np.ndarray] = {}
-    for name, vals in columns.items():
-        if name in _INT_COLUMNS:
-            arrays[name] = np.asarray(vals, dtype=np.int32)
-        elif name in _BOOL_COLUMNS:
-            arrays[name] = np.asarray(vals, dtype=bool)
-        else:
-            arrays[name] = _obj(vals)
+            results.append(res)
+        for j, (name, e) in enumerate(zip(names, empty)):
+            arrays[name] = _column(name, [e if r is None else r[j] for r in results])[codes]
     return Table(ids_arr, arrays, frozenset(present), issues)
+
+
+def _codes(values: Iterable[object]) -> tuple[dict[object, int], np.ndarray]:
+    """(distinct values numbered as first seen, each row's number)."""
+    values = values if isinstance(values, list | tuple) else list(values)
+    try:
+        distinct: dict[object, int] = dict.fromkeys(values)  # type: ignore[arg-type]
+    except TypeError:  # an unhashable value: numbered by its text, which gets normalised
+        distinct = {}
+        codes = [distinct.setdefault(v if _hashable(v) else str(v), len(distinct))
+                 for v in values]
+        return distinct, np.asarray(codes, dtype=np.int64)
+    for k, v in enumerate(distinct):
+        distinct[v] = k
+    return distinct, np.fromiter(map(distinct.__getitem__, values), dtype=np.int64,
+                                 count=len(values))
+
+
+def _hashable(v: object) -> bool:
+    try:
+        hash(v)
+    except TypeError:
+        return False
+    return True
+
+
+def _column(name: str, values: list) -> np.ndarray:
+    if name in _INT_COLUMNS:
+        return np.asarray(values, dtype=np.int32)
+    if name in _BOOL_COLUMNS:
+        return np.asarray(values, dtype=bool)
+    return _obj(values)
 
 
 def concat(a: Table, b: Table) -> Table:

@@ -6,14 +6,19 @@ values differ; higher levels = closer agreement, the last one exact). For
 each level the model holds ``m`` (probability of that level among true
 matches) and ``u`` (among non-matches); the level contributes
 ``log2(m/u)`` bits to the pair's *match weight*, which starts from the prior
-``log2(λ/(1-λ))`` (λ: share of matches among the candidate pairs). The
+``log2(λ/(1-λ))`` (λ: share of matches among *all* pairs of records). The
 match probability is ``2^w / (1 + 2^w)``.
 
 Estimation (:func:`train`)
-    ``u`` from pairs drawn at random (nearly all non-matches); ``m`` and λ by
-    expectation-maximisation over the blocked candidate pairs with ``u``
-    held fixed, or -- when labelled true pairs are given -- counted directly
-    from them.
+    ``u`` from pairs drawn at random (nearly all non-matches); ``m`` and the
+    number of matches by expectation-maximisation over the blocked candidate
+    pairs with ``u`` held fixed, or -- when labelled true pairs are given --
+    counted directly from them. λ is that number over all pairs, not over the
+    candidate pairs: ``u`` describes random pairs, so the prior must too, else
+    the agreement that made a pair a candidate would be counted twice (once by
+    blocking, once by the weights), and a blocking key that proposes more
+    near-misses (two Marie born the same month) would turn them into matches.
+    So a pair's score does not depend on the blocking rules.
 
 Term-frequency adjustment
     An exact agreement on a surname, given name or city weighs
@@ -379,7 +384,7 @@ class Model:
 
     def summary(self) -> str:
         """The fitted m, u and weights, level by level."""
-        lines = [f"prior λ = {self.prior:.5f} ({self.prior_weight:+.2f} bits)"]
+        lines = [f"prior λ = {self.prior:.4g} ({self.prior_weight:+.2f} bits)"]
         for k, (c, w) in enumerate(zip(self.comparisons, self.level_weights())):
             state = "" if not self.active or self.active[k] else " (absent from the data)"
             lines.append(f"{c.name}{state}")
@@ -559,8 +564,14 @@ def train(A: Table, B: Table | None, ia: np.ndarray, ib: np.ndarray, *,
         m, lam, iterations = _train_sessions(levels, comparisons, u, active, em_iterations)
     else:
         m, lam = [_initial_m(c) for c in comparisons], 0.1
+    # λ above is the share of matches among the candidate pairs; the prior is the
+    # share among *all* pairs, the population ``u`` was drawn from (see the module
+    # docstring): the same model, and the same scores, whatever the blocking.
+    na = len(A)
+    all_pairs = na * (na - 1) // 2 if B is None else na * len(B)
+    prior = float(np.clip(lam * len(ia) / max(all_pairs, 1), 1e-12, 0.5))
     tables = [A] if B is None else [A, B]
-    return Model(comparisons, m, u, lam, term_frequencies(tables, comparisons), active,
+    return Model(comparisons, m, u, prior, term_frequencies(tables, comparisons), active,
                  iterations)
 
 
