@@ -192,30 +192,17 @@ def fmt_time(s: float) -> str:
     return f"{s:.2f} s"
 
 
-def index_bench(size: int, queries: int) -> None:
-    print(f"\nPersonIndex: building on {size:,} synthetic persons ...", flush=True)
-    t0 = time.perf_counter()
-    ids, cols = index_columns(size, seed=1)
-    t1 = time.perf_counter()
-    table = prepare_columns(ids, cols)
-    t2 = time.perf_counter()
-    train = generate(3000, seed=5)
-    model = dedupe(train.records).summary.model
-    index = PersonIndex(table, model=model)
-    t3 = time.perf_counter()
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
-    print(f"  generate {t1 - t0:.1f} s, normalise {t2 - t1:.1f} s, keys+model {t3 - t2:.1f} s;"
-          f" peak RSS {rss:.1f} GB", flush=True)
+def _queries(ids: list[str], cols: dict[str, list[str]], count: int
+             ) -> list[tuple[str, str, dict[str, str]]]:
+    """(kind, expected id, query): exact copies and corrupted variants of
+    random indexed persons (surname typo in capitals, day/month swapped, no
+    phone nor identity number), alternately."""
     rng = random.Random(9)
-    kinds = ("exact copy", "corrupted")
-    lat: dict[str, list[float]] = {k: [] for k in kinds}
-    cpu: dict[str, list[float]] = {k: [] for k in kinds}
-    hit1: dict[str, int] = dict.fromkeys(kinds, 0)
-    # the garbage collector stays on, as in a server: the index froze its objects
-    for k in range(queries):
-        row = rng.randrange(size)
+    out = []
+    for k in range(count):
+        row = rng.randrange(len(ids))
         q = {f: cols[f][row] for f in cols}
-        kind = kinds[k % 2]
+        kind = ("exact copy", "corrupted")[k % 2]
         if kind == "corrupted":
             s = q["surname"]
             i = rng.randrange(1, max(2, len(s)))
@@ -225,11 +212,43 @@ def index_bench(size: int, queries: int) -> None:
                 q["date_of_birth"] = f"{m}/{d}/{y}"
             q["phone"] = ""
             q["id_number"] = ""
+        out.append((kind, ids[row], q))
+    return out
+
+
+def _rss_gb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 1e9
+
+
+def index_bench(size: int, queries: int) -> None:
+    print(f"\nPersonIndex: building on {size:,} synthetic persons ...", flush=True)
+    t0 = time.perf_counter()
+    ids, cols = index_columns(size, seed=1)
+    sample = _queries(ids, cols, queries)
+    t1 = time.perf_counter()
+    table = prepare_columns(ids, cols)
+    del ids, cols  # the source rows: a service builds its index from them and drops them
+    t2 = time.perf_counter()
+    train = generate(3000, seed=5)
+    model = dedupe(train.records).summary.model
+    index = PersonIndex(table, model=model)
+    del table
+    t3 = time.perf_counter()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+    print(f"  generate {t1 - t0:.1f} s, normalise {t2 - t1:.1f} s, keys+model {t3 - t2:.1f} s;"
+          f" peak RSS {peak:.1f} GB, RSS with the index built {_rss_gb():.1f} GB", flush=True)
+    kinds = ("exact copy", "corrupted")
+    lat: dict[str, list[float]] = {k: [] for k in kinds}
+    cpu: dict[str, list[float]] = {k: [] for k in kinds}
+    hit1: dict[str, int] = dict.fromkeys(kinds, 0)
+    # the garbage collector stays on, as in a server: the index froze its objects
+    for kind, expected, q in sample:
         start, start_cpu = time.perf_counter(), time.thread_time()
         hits = index.lookup(q, top_k=5)
         cpu[kind].append(time.thread_time() - start_cpu)
         lat[kind].append(time.perf_counter() - start)
-        hit1[kind] += bool(hits) and hits[0].id == ids[row]
+        hit1[kind] += bool(hits) and hits[0].id == expected
     print(f"\n{'PersonIndex lookup':<20}{'persons':>12}{'queries':>9}{'p50':>10}{'p99':>10}"
           f"{'cpu p50':>10}{'cpu p99':>10}{'hit@1':>8}")
     for kind, values in lat.items():

@@ -141,24 +141,45 @@ def _any_surname_phonetic_initial(t: Table) -> list[np.ndarray]:
     return [_join(p, init) for p in phon]
 
 
+def _per_distinct(col: np.ndarray, fn: Callable[[str], list[str]]) -> list[np.ndarray]:
+    """Several keys per row, ``fn(value)``, computed once per distinct value: one
+    array per rank of key ("" where a value has fewer)."""
+    values = col.tolist()
+    number: dict[str, int] = dict.fromkeys(values)  # type: ignore[assignment]
+    for k, v in enumerate(number):
+        number[v] = k
+    codes = np.fromiter(map(number.__getitem__, values), dtype=np.int64, count=len(values))
+    keys = [fn(v) if v else [] for v in number]
+    width = max((len(k) for k in keys), default=0)
+    return [_obj([k[j] if len(k) > j else "" for k in keys])[codes] for j in range(width)]
+
+
+def _one_edit(value: str, min_len: int, tag: str = "") -> list[str]:
+    """``value`` and each of its one-character deletions (``value`` alone when
+    shorter than ``min_len``), each followed by ``tag``: two values one
+    substitution, insertion, deletion or transposition apart share a key."""
+    if len(value) < min_len:
+        return [value + tag]
+    return [value + tag] + [value[:k] + value[k + 1:] + tag for k in range(len(value))]
+
+
 def _any_surname_one_edit_initial(t: Table) -> list[np.ndarray]:
     """Each surname of a record and each of its one-letter deletions, with the
     initial: ``Ptit J.`` meets ``Petit Josiane``, ``Velluitni`` ``Vellutini``."""
+    def keys(tagged: str) -> list[str]:  # "surname|initial"
+        surname, initial = tagged.rsplit("|", 1)
+        return _one_edit(surname, 4, "|" + initial)
+
     init = _initial(t)
     out = []
     for s in _surname_list(t, lambda x: x):
-        out.append(_join(s, init))
-        out.extend(_join(d, init) for d in _deletions(s, 4))
+        out.extend(_per_distinct(_join(s, init), keys))
     return out
 
 
 def _deletions(col: np.ndarray, min_len: int = 5) -> list[np.ndarray]:
-    """The value with one character left out, one array per position (values
-    shorter than ``min_len`` get none): two values one edit apart share a key."""
-    vals = col.tolist()
-    longest = max((len(v) for v in vals), default=0)
-    return [_obj([v[:k] + v[k + 1:] if len(v) >= min_len and k < len(v) else "" for v in vals])
-            for k in range(longest)]
+    """The value and its one-character deletions (see :func:`_one_edit`)."""
+    return _per_distinct(col, lambda v: _one_edit(v, min_len))
 
 
 _STREET_WORDS = frozenset(" ".join(_STREET_ABBREV.values()).split()) | {
@@ -235,13 +256,21 @@ class BlockingReport:
         return 1.0 - self.total / self.max_pairs if self.max_pairs else 0.0
 
 
-def _codes(keys: np.ndarray) -> np.ndarray:
-    """Integer code per key; -1 for the empty key."""
-    uniq, inv = np.unique(keys.astype(str), return_inverse=True)
-    inv = inv.astype(np.int64)
-    if len(uniq) and uniq[0] == "":
-        inv -= 1
-    return inv
+def _codes(keys: np.ndarray, *, ranks: bool = False) -> np.ndarray:
+    """Integer code per key; -1 for the empty key. ``ranks``: codes in sorted key
+    order (sorted neighbourhoods need it); else numbered as first seen, faster."""
+    if ranks:
+        uniq, inv = np.unique(keys.astype(str), return_inverse=True)
+        inv = inv.astype(np.int64)
+        if len(uniq) and uniq[0] == "":
+            inv -= 1
+        return inv
+    values = keys.tolist()
+    number: dict[object, int] = dict.fromkeys(values)  # type: ignore[assignment]
+    for k, v in enumerate(number):
+        number[v] = k
+    number[""] = -1
+    return np.fromiter(map(number.__getitem__, values), dtype=np.int64, count=len(values))
 
 
 def _cross(order: np.ndarray, starts: np.ndarray, lens: np.ndarray, ga: np.ndarray,
@@ -258,10 +287,10 @@ def _cross(order: np.ndarray, starts: np.ndarray, lens: np.ndarray, ga: np.ndarr
     return order[starts[ga][rep] + offs // lbr], order[starts[gb][rep] + offs % lbr]
 
 
-def _rule_pairs(keys: np.ndarray, side: np.ndarray | None, tiebreak: np.ndarray,
+def _rule_pairs(codes: np.ndarray, side: np.ndarray | None, tiebreak: np.ndarray,
                 rule: BlockingRule, max_block: int) -> tuple[np.ndarray, np.ndarray]:
-    """Row pairs (p < q in combined numbering) proposed by one rule."""
-    codes = _codes(keys)
+    """Row pairs (p < q in combined numbering) proposed by one rule, from the
+    rows' key codes (:func:`_codes`)."""
     valid = np.flatnonzero(codes >= 0)
     empty = np.empty(0, np.int64), np.empty(0, np.int64)
     if len(valid) < 2:
@@ -322,47 +351,53 @@ def candidate_pairs(a: Table, b: Table | None = None, *,
         max_pairs = na * nb
     n = len(table)
     report = BlockingReport(max_pairs=max_pairs)
-    tiebreak = _codes(_join_names(table))
-    merged = np.empty(0, np.int64)
+    tiebreak = _codes(_join_names(table), ranks=True)
+    found, owner = [], []
     for rule in rules:
         if not all(f in table.present for f in rule.fields):
             continue
         keys = rule.key(table)
+        ranks = rule.sorted_neighbourhood
         if isinstance(keys, list | tuple):
-            keys, rows = _explode(keys)
-            p, q = _rule_pairs(keys, None if side is None else side[rows], tiebreak[rows],
+            codes, rows = _explode(keys, ranks)
+            p, q = _rule_pairs(codes, None if side is None else side[rows], tiebreak[rows],
                                rule, max_block)
             p, q = rows[p], rows[q]
             keep = p != q
             p, q = np.minimum(p[keep], q[keep]), np.maximum(p[keep], q[keep])
         else:
-            p, q = _rule_pairs(keys, side, tiebreak, rule, max_block)
+            p, q = _rule_pairs(_codes(keys, ranks=ranks), side, tiebreak, rule, max_block)
         if side is not None:
             code = p * nb + (q - na)
         else:
             code = p * n + q
         code = np.unique(code)
-        before = len(merged)
-        merged = np.union1d(merged, code)
         report.proposed[rule.name] = len(code)
-        report.added[rule.name] = len(merged) - before
+        found.append(code)
+        owner.append(rule.name)
+    # the union, each pair credited to the first rule that proposed it
+    merged, first = np.unique(np.concatenate(found) if found else np.empty(0, np.int64),
+                              return_index=True)
+    ends = np.cumsum([len(c) for c in found])
+    credited = np.bincount(np.searchsorted(ends, first, side="right"), minlength=len(found))
+    report.added = {name: int(k) for name, k in zip(owner, credited)}
     report.total = len(merged)
     if side is not None:
         return merged // nb, merged % nb, report
     return merged // n, merged % n, report
 
 
-def _explode(key_arrays: list[np.ndarray] | tuple[np.ndarray, ...]
+def _explode(key_arrays: list[np.ndarray] | tuple[np.ndarray, ...], ranks: bool = False
              ) -> tuple[np.ndarray, np.ndarray]:
-    """(keys, row of each key) of several key arrays over the same rows,
+    """(key codes, row of each key) of several key arrays over the same rows,
     without empty keys nor a row's repeated key."""
-    keys = np.concatenate([np.asarray(k, dtype=object) for k in key_arrays])
+    codes = _codes(np.concatenate([np.asarray(k, dtype=object) for k in key_arrays]),
+                   ranks=ranks)
     rows = np.tile(np.arange(len(key_arrays[0]), dtype=np.int64), len(key_arrays))
-    codes = _codes(keys)
     ok = np.flatnonzero(codes >= 0)
     _, first = np.unique(rows[ok] * (int(codes.max()) + 1) + codes[ok], return_index=True)
     keep = np.sort(ok[first])
-    return keys[keep], rows[keep]
+    return codes[keep], rows[keep]
 
 
 def _join_names(t: Table) -> np.ndarray:

@@ -54,9 +54,13 @@ _MIX = np.uint64(0x9E3779B97F4A7C15)
 
 
 def _h(col: np.ndarray, fn: Callable[[object], object] | None = None) -> np.ndarray:
-    """``uint64`` hash of each value (of ``fn(value)``), 0 for an empty one; each
-    distinct value is hashed once, so millions of rows cost one dictionary pass."""
+    """``uint64`` hash of each value (of ``fn(value)``), 0 for an empty one. With
+    ``fn``, each distinct value goes through it once (one dictionary pass over
+    the rows)."""
     values = col.tolist()
+    if fn is None:  # a value hashing to 0 would be taken as empty: a 2^-64 chance
+        return np.fromiter((hash(v) if v else 0 for v in values), dtype=np.int64,
+                           count=len(values)).view(np.uint64)
     distinct: dict[object, int] = dict.fromkeys(values)  # type: ignore[assignment]
     for v in distinct:
         x = fn(v) if fn is not None else v
@@ -194,7 +198,8 @@ class PersonIndex:
             rows.append(r.astype(np.int64))
         h = np.concatenate(hashes) if hashes else np.empty(0, np.uint64)
         r = np.concatenate(rows) if rows else np.empty(0, np.int64)
-        order = np.lexsort((r, h))  # by hash, then row: each block's rows ascending
+        # by hash, then row: each block's rows ascending (one array: rows already are)
+        order = np.argsort(h, kind="stable") if len(hash_arrays) == 1 else np.lexsort((r, h))
         return h[order], r[order]
 
     def __len__(self) -> int:
