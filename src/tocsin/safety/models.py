@@ -7,8 +7,8 @@ naming exactly what moved, so it can be undone. Flags and operation links keep
 pointing at the person they were made on; reads follow ``merged_into_id`` to the
 person that stands for it now, so undoing a merge needs to move nothing else.
 
-Places carry an integer grid ``cell`` (see ``tocsin.safety.geo``), indexed, so a
-briefing for a point and radius reads a handful of cells, never a table scan.
+Places carry an integer grid ``cell`` (see ``tocsin.safety.geo``), indexed with the
+point, so a briefing for a point and radius reads a handful of cells, never a table scan.
 """
 
 from __future__ import annotations
@@ -116,13 +116,16 @@ class SafetyMergeSuggestion(Base):
 
 class SafetyPlace(Base):
     __tablename__ = "safety_places"
+    # The places near a point are found from this index alone: cells, then the bounding
+    # box and a distance on lat/lon, with no row read but those kept (migration safety_0004).
+    __table_args__ = (Index("ix_safety_places_cell_point", "cell", "lat", "lon"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     address: Mapped[str | None] = mapped_column(String(300))
     address_key: Mapped[str | None] = mapped_column(String(300), unique=True)
     lat: Mapped[float] = mapped_column(Float)
     lon: Mapped[float] = mapped_column(Float)
-    cell: Mapped[int] = mapped_column(BigInteger, index=True)
+    cell: Mapped[int] = mapped_column(BigInteger)
     unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
@@ -150,7 +153,10 @@ class SafetyRiskFlag(Base):
 
 class SafetyOperation(Base):
     __tablename__ = "safety_operations"
-    __table_args__ = (Index("ix_safety_operations_place_started", "place_id", "started_at"),)
+    # What a briefing reads at its places: counts (by who may see them, with force,
+    # with injury) and the most recent, from the index alone (migration safety_0004).
+    __table_args__ = (Index("ix_safety_operations_briefing", "place_id", "started_at", "id",
+                            "unit_id", "force_used", "injury"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)

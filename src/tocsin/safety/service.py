@@ -2,8 +2,9 @@
 field operations, and the briefing an officer gets before going out.
 
 Every function takes the runtime and the principal; access is asked of
-``core.access`` (kinds registered below), every change and every briefing read
-is a domain event stored in the same transaction. No HTTP here.
+``core.access`` (kinds registered below), every change is a domain event stored
+in the same transaction. A briefing reads without taking the write lock, then
+stores its read event, and returns only once that is committed. No HTTP here.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import math
 from collections import Counter
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import Row, and_, case, false, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -212,7 +213,7 @@ def place_for(s: Session, unit_id: int, place: PlaceIn) -> SafetyPlace:
         near = _places_near(s, place.lat, place.lon, POINT_PLACE_SNAP_M, limit=5)
         for p, _d in near:
             if p.address_key is None:
-                return p
+                return s.get(SafetyPlace, p.id)
     p = SafetyPlace(address=place.address, address_key=key, lat=place.lat, lon=place.lon,
                     cell=geo.cell_of(place.lat, place.lon), unit_id=unit_id)
     try:
@@ -228,17 +229,35 @@ def place_for(s: Session, unit_id: int, place: PlaceIn) -> SafetyPlace:
 
 
 def _places_near(s: Session, lat: float, lon: float, radius_m: float, limit: int
-                 ) -> list[tuple[SafetyPlace, float]]:
+                 ) -> list[tuple[Row[Any], float]]:
+    """The places within ``radius_m`` of the point, nearest first, at most ``limit``:
+    rows (``id, address, address_key, lat, lon``) with their distance in metres.
+
+    The grid cells and the bounding box select candidates from the index on
+    (cell, lat, lon) alone; the database orders them by a flat-earth distance and
+    keeps a margin over ``limit``, and only those rows are read and measured exactly
+    (haversine). Over at most 2 km the flat distance errs by under 0.03 % at 60°
+    (``tan(lat) * dlat / 2``): it can misorder only places a few centimetres apart,
+    far fewer than the margin; places at one point keep their id order."""
     ranges = geo.cell_ranges(lat, lon, radius_m)
     cond = or_(*[SafetyPlace.cell.between(a, b) for a, b in ranges])
     south, north, west, east = geo.bbox(lat, lon, radius_m)
+    ky = math.radians(geo.EARTH_M)  # metres per degree of latitude
+    kx = ky * max(math.cos(math.radians(lat)), 1e-6)
+    dy, dx = (SafetyPlace.lat - lat) * ky, (SafetyPlace.lon - lon) * kx
+    nearest = (select(SafetyPlace.id)
+               .where(cond, SafetyPlace.lat.between(south, north),
+                      SafetyPlace.lon.between(west, east))
+               .order_by(dx * dx + dy * dy, SafetyPlace.id).limit(2 * limit + 20))
     out = []
-    for p in s.scalars(select(SafetyPlace).where(cond, SafetyPlace.lat.between(south, north),
-                                                 SafetyPlace.lon.between(west, east))):
-        d = geo.distance_m(lat, lon, p.lat, p.lon)
+    distance = geo.distance_m
+    for p in s.execute(select(SafetyPlace.id, SafetyPlace.address, SafetyPlace.address_key,
+                              SafetyPlace.lat, SafetyPlace.lon)
+                       .where(SafetyPlace.id.in_(nearest))):
+        d = distance(lat, lon, p.lat, p.lon)
         if d <= radius_m:
             out.append((p, d))
-    out.sort(key=lambda x: x[1])
+    out.sort(key=lambda x: (x[1], x[0].id))
     return out[:limit]
 
 
@@ -752,7 +771,8 @@ def get_operation(rt: Runtime, principal: Principal, op_id: int) -> dict[str, An
         return {**_op_out(op, place), "persons": [{"person_id": p, "role": r} for p, r in links]}
 
 
-def _op_out(op: SafetyOperation, place: SafetyPlace | None) -> dict[str, Any]:
+def _op_out(op: Any, place: Any) -> dict[str, Any]:
+    """An operation (a model or a row of its columns) at its place, as JSON."""
     return {"id": op.id, "started_at": as_utc(op.started_at).isoformat(),
             "ended_at": as_utc(op.ended_at).isoformat() if op.ended_at else None,
             "nature": op.nature, "outcome": op.outcome, "summary": op.summary,
@@ -833,51 +853,16 @@ def briefing_for(runtime: Runtime, principal: Principal, lat: float | None = Non
                        code="safety.briefing.too_many_persons")
     queries = _expected_queries(expected)
     rt, now = runtime, utcnow()
-    with rt.db.session() as s:
+    with rt.db.read() as s:  # no write lock while reading; the read is recorded below
         near = _places_near(s, lat, lon, radius_m, BRIEFING_PLACES + 1)
         places_truncated = len(near) > BRIEFING_PLACES
         near = near[:BRIEFING_PLACES]
         place_by_id = {p.id: (p, d) for p, d in near}
         place_ids = list(place_by_id)
-        withheld = Counter()
+        withheld: Counter[str] = Counter()
+        ops, stats, roles_by_op, linked = _briefing_operations(s, principal, place_ids, withheld)
 
-        # --- operations at these places
-        ops: list[SafetyOperation] = []
-        stats = {"total": 0, "force_used": 0, "injury": 0}
-        if place_ids:
-            op_visible = access.readable_units_clause(principal, "field_operation",
-                                                      SafetyOperation.unit_id, SafetyOperation.id)
-            at = SafetyOperation.place_id.in_(place_ids)
-            row = s.execute(select(
-                func.count(),
-                func.coalesce(func.sum(case((op_visible, 1), else_=0)), 0),
-                func.coalesce(func.sum(case((and_(op_visible, SafetyOperation.force_used), 1),
-                                            else_=0)), 0),
-                func.coalesce(func.sum(case((and_(op_visible, SafetyOperation.injury), 1),
-                                            else_=0)), 0),
-            ).where(at)).one()
-            total_all, stats["total"], stats["force_used"], stats["injury"] = map(int, row)
-            withheld["operations"] = total_all - stats["total"]
-            ops = list(s.scalars(select(SafetyOperation).where(at, op_visible)
-                                 .order_by(SafetyOperation.started_at.desc(),
-                                           SafetyOperation.id.desc())
-                                 .limit(BRIEFING_OPERATIONS)))
-
-        # --- persons: expected ones, and those linked to operations here. Links of
-        # operations the reader may not see still carry their force-wide warnings
-        # (a dangerous dog), but never the person's identity unless it is readable.
-        roles_by_op: dict[int, list[tuple[int, str]]] = {}
-        linked: dict[int, set[str]] = {}
-        if place_ids:
-            recent_visible = (select(SafetyOperation.id).where(
-                SafetyOperation.place_id.in_(place_ids))
-                .order_by(SafetyOperation.started_at.desc()).limit(200)).subquery()
-            for op_id, pid, role in s.execute(
-                    select(SafetyOperationPerson.operation_id, SafetyOperationPerson.person_id,
-                           SafetyOperationPerson.role)
-                    .where(SafetyOperationPerson.operation_id.in_(select(recent_visible.c.id)))):
-                roles_by_op.setdefault(op_id, []).append((pid, role))
-                linked.setdefault(pid, set()).add(role)
+        # --- persons: expected ones, and those linked to operations here
         matched: dict[int, dict[str, Any]] = {}  # person -> its best match among the queries
         for i, q in enumerate(queries):
             q["found"] = matching_persons(rt, s, q["query"], top_k=EXPECTED_MATCHES)
@@ -898,102 +883,199 @@ def briefing_for(runtime: Runtime, principal: Principal, lat: float | None = Non
             if pid in canon:
                 subj = subjects.setdefault(canon[pid], {"expected": False, "roles": set()})
                 subj["roles"] |= roles
-        persons = {p.id: p for p in s.scalars(select(SafetyPerson).where(
-            SafetyPerson.id.in_(list(subjects))))} if subjects else {}
-        readable = {pid for pid, p in persons.items()
-                    if access.decide(principal, "read", _person_resource(rt, p))}
-        withheld["persons"] = len(persons) - len(readable)
-        recs = _records_of(s, list(readable))
+        person_units = dict(s.execute(select(SafetyPerson.id, SafetyPerson.unit_id).where(
+            SafetyPerson.id.in_(list(subjects)))).all()) if subjects else {}
+        readable = {pid for pid, unit in person_units.items()
+                    if access.decide(principal, "read",
+                                     Resource("person", _path(rt, unit), id=str(pid)))}
+        withheld["persons"] = len(person_units) - len(readable)
+        names = _display_names(s, list(readable))
 
         # --- flags on places and persons, never past their expiry
-        members = member_ids(s, set(persons)) if persons else {}
-        flag_subject = or_(SafetyRiskFlag.place_id.in_(place_ids) if place_ids else False,
-                           SafetyRiskFlag.person_id.in_(list(members)) if members else False)
-        flags = list(s.scalars(select(SafetyRiskFlag).where(
-            flag_subject, SafetyRiskFlag.status.in_(("pending", "active")),
-            SafetyRiskFlag.expires_at > now)))
-        authors = _author_names(s, {f.author_id for f in flags})
-        shown_flags: list[dict[str, Any]] = []
-        for f in flags:
-            if not access.decide(principal, "read", _flag_resource(rt, f)):
-                withheld["flags"] += 1
-                continue
-            item = flag_out(f, now, author=authors.get(f.author_id))
-            if f.place_id:
-                p, d = place_by_id[f.place_id]
-                item["subject"] = {"kind": "place", "id": p.id, "address": p.address,
-                                   "distance_m": round(d, 1)}
-            else:
-                owner = members[f.person_id]
-                item["subject"] = {"kind": "person", "id": owner if owner in readable else None,
-                                   "name": _display(recs.get(owner, []))["name"]
-                                   if owner in readable else None,
-                                   "withheld": owner not in readable}
-            shown_flags.append(item)
+        members = member_ids(s, set(person_units)) if person_units else {}
+        shown_flags = _briefing_flags(rt, s, principal, now, place_by_id, members, readable,
+                                      names, withheld)
         order = {c: i for i, c in enumerate(SEVERITY)}
         shown_flags.sort(key=lambda x: (order.get(x["category"], 99), x["state"] != "active",
                                         x["created_at"]))
         flags_truncated = len(shown_flags) > BRIEFING_FLAGS
         shown_flags = shown_flags[:BRIEFING_FLAGS]
 
-        person_out = []
-        for pid in sorted(readable, key=lambda i: (not subjects[i]["expected"], i)):
-            item = {"id": pid, **_display(recs.get(pid, [])),
-                    "expected": subjects[pid]["expected"],
-                    "roles_here": sorted(subjects[pid]["roles"]),
-                    "flags": [f["id"] for f in shown_flags
-                              if f["subject"].get("id") == pid
-                              and f["subject"]["kind"] == "person"]}
-            if "match" in subjects[pid]:
-                item["match"] = subjects[pid]["match"]
-            person_out.append(item)
-        expected_out = [{"given_names": q["given_names"], "surname": q["surname"],
-                         "birth_date": q["birth_date"],
-                         "person_ids": [i for i in q["found"] if i in readable],
-                         "withheld": sum(i not in readable for i in q["found"])}
-                        for q in queries]
-        op_out = []
-        for op in ops:
-            item = _op_out(op, place_by_id[op.place_id][0])
-            item["distance_m"] = round(place_by_id[op.place_id][1], 1)
-            item["persons"] = [
-                {"id": canon.get(pid), "role": role,
-                 "name": _display(recs.get(canon.get(pid), []))["name"]
-                 if canon.get(pid) in readable else None}
-                for pid, role in roles_by_op.get(op.id, [])]
-            op_out.append(item)
+    person_out = []
+    for pid in sorted(readable, key=lambda i: (not subjects[i]["expected"], i)):
+        item = {"id": pid, **names.get(pid, _NO_NAME),
+                "expected": subjects[pid]["expected"],
+                "roles_here": sorted(subjects[pid]["roles"]),
+                "flags": [f["id"] for f in shown_flags
+                          if f["subject"].get("id") == pid
+                          and f["subject"]["kind"] == "person"]}
+        if "match" in subjects[pid]:
+            item["match"] = subjects[pid]["match"]
+        person_out.append(item)
+    expected_out = [{"given_names": q["given_names"], "surname": q["surname"],
+                     "birth_date": q["birth_date"],
+                     "person_ids": [i for i in q["found"] if i in readable],
+                     "withheld": sum(i not in readable for i in q["found"])}
+                    for q in queries]
+    op_out = []
+    for op in ops:
+        item = _op_out(op, place_by_id[op.place_id][0])
+        item["distance_m"] = round(place_by_id[op.place_id][1], 1)
+        item["persons"] = [
+            {"id": canon.get(pid), "role": role,
+             "name": names.get(canon.get(pid), _NO_NAME)["name"]
+             if canon.get(pid) in readable else None}
+            for pid, role in roles_by_op.get(op.id, [])]
+        op_out.append(item)
 
-        n_withheld = sum(withheld.values())
-        summary = []
-        if shown_flags:
-            summary.append(", ".join(dict.fromkeys(f["label"] for f in shown_flags)))
-        if stats["total"]:
-            summary.append(f"{stats['total']} prior operation(s) within {radius_m:.0f} m; "
-                           f"force used in {stats['force_used']}, injury in {stats['injury']}")
-        else:
-            summary.append(f"no prior operation you may see within {radius_m:.0f} m")
-        result = {
-            "query": {"lat": lat, "lon": lon, "radius_m": radius_m, "person_ids": person_ids,
-                      "address": address, "located": located},
-            "expected": expected_out,
-            "generated_at": now.isoformat(),
-            "summary": summary,
-            "flags": shown_flags, "flags_truncated": flags_truncated,
-            "operations": op_out, "operations_stats": stats,
-            "persons": person_out,
-            "places": [{"id": p.id, "address": p.address, "lat": p.lat, "lon": p.lon,
-                        "distance_m": round(d, 1)} for p, d in near[:10]],
-            "places_truncated": places_truncated,
-            "withheld": {"operations": withheld["operations"], "flags": withheld["flags"],
-                         "persons": withheld["persons"], "total": n_withheld,
-                         "message": (f"{n_withheld} item{'s' if n_withheld != 1 else ''} withheld"
-                                     if n_withheld else None)},
-        }
+    n_withheld = sum(withheld.values())
+    not_shown = stats["total"] - len(op_out)  # visible, left out by the cap on the list
+    summary = []
+    if shown_flags:
+        summary.append(", ".join(dict.fromkeys(f["label"] for f in shown_flags)))
+    if stats["total"]:
+        summary.append(f"{stats['total']} prior operation(s) within {radius_m:.0f} m; "
+                       f"force used in {stats['force_used']}, injury in {stats['injury']}")
+    else:
+        summary.append(f"no prior operation you may see within {radius_m:.0f} m")
+    result = {
+        "query": {"lat": lat, "lon": lon, "radius_m": radius_m, "person_ids": person_ids,
+                  "address": address, "located": located},
+        "expected": expected_out,
+        "generated_at": now.isoformat(),
+        "summary": summary,
+        "flags": shown_flags, "flags_truncated": flags_truncated,
+        "operations": op_out, "operations_stats": stats,
+        "operations_not_shown": {
+            "count": not_shown,
+            "message": (f"{not_shown} more operation{'s' if not_shown != 1 else ''} "
+                        f"not shown (the {len(op_out)} most recent are listed)"
+                        if not_shown else None)},
+        "persons": person_out,
+        "places": [{"id": p.id, "address": p.address, "lat": p.lat, "lon": p.lon,
+                    "distance_m": round(d, 1)} for p, d in near[:10]],
+        "places_truncated": places_truncated,
+        "withheld": {"operations": withheld["operations"], "flags": withheld["flags"],
+                     "persons": withheld["persons"], "total": n_withheld,
+                     "message": (f"{n_withheld} item{'s' if n_withheld != 1 else ''} withheld"
+                                 if n_withheld else None)},
+    }
+    with rt.db.session() as s:  # the read, with what was shown; nothing returns without it
         _event(s, principal, "safety.briefing.read", None, None, principal.unit_id,
                lat=lat, lon=lon, radius_m=radius_m, person_ids=person_ids, address=address,
-               expected=len(queries), expected_matched=sorted(matched), flag_ids=[f["id"] for f in shown_flags], operation_ids=[o["id"] for o in op_out],
+               expected=len(queries), expected_matched=sorted(matched),
+               flag_ids=[f["id"] for f in shown_flags], operation_ids=[o["id"] for o in op_out],
                person_ids_shown=[p["id"] for p in person_out], withheld=n_withheld)
-        return result
+    return result
+
+
+_NO_NAME: dict[str, Any] = {"name": None, "birth_date": None}
+# Columns of an operation a briefing lists (``_op_out``).
+_OP_COLUMNS = (SafetyOperation.id, SafetyOperation.place_id, SafetyOperation.started_at,
+               SafetyOperation.ended_at, SafetyOperation.nature, SafetyOperation.outcome,
+               SafetyOperation.summary, SafetyOperation.force_used, SafetyOperation.injury,
+               SafetyOperation.units)
+BRIEFING_LINKED_OPERATIONS = 200  # the most recent operations whose persons a briefing names
+
+
+def _briefing_operations(s: Session, principal: Principal, place_ids: list[int],
+                         withheld: Counter[str]
+                         ) -> tuple[list[Row[Any]], dict[str, int], dict[int, list[Any]],
+                                    dict[int, set[str]]]:
+    """The operations at ``place_ids`` for a briefing: the most recent the reader may
+    see (at most ``BRIEFING_OPERATIONS``, recent first), counts of those it may see,
+    and the persons linked (``roles_by_op``, ``linked`` person -> roles) to the shown
+    operations and to the most recent ones. Links of operations the reader may not see
+    still carry their force-wide warnings (a dangerous dog), never the person's
+    identity unless it is readable.
+
+    Counts are aggregates and the lists LIMITed queries, all served by the index on
+    (place_id, started_at, id, unit_id, force_used, injury): no operation row is read
+    but the few shown, however many are stored at these places."""
+    stats = {"total": 0, "force_used": 0, "injury": 0}
+    if not place_ids:
+        return [], stats, {}, {}
+    op = SafetyOperation
+    visible = access.readable_units_clause(principal, "field_operation", op.unit_id, op.id)
+    at = op.place_id.in_(place_ids)
+    total_all = s.scalar(select(func.count()).select_from(op).where(at)) or 0
+    if total_all:
+        row = s.execute(select(func.count(),
+                               func.coalesce(func.sum(case((op.force_used, 1), else_=0)), 0),
+                               func.coalesce(func.sum(case((op.injury, 1), else_=0)), 0))
+                        .where(at, visible)).one()
+        stats["total"], stats["force_used"], stats["injury"] = map(int, row)
+    withheld["operations"] = total_all - stats["total"]
+    if not total_all:
+        return [], stats, {}, {}
+    recent_first = (op.started_at.desc(), op.id.desc())
+    ops: list[Row[Any]] = []
+    if stats["total"]:
+        shown = select(op.id).where(at, visible).order_by(*recent_first).limit(
+            BRIEFING_OPERATIONS)
+        ops = sorted(s.execute(select(*_OP_COLUMNS).where(op.id.in_(shown))).all(),
+                     key=lambda o: (o.started_at, o.id), reverse=True)
+    recent = select(op.id).where(at).order_by(*recent_first).limit(BRIEFING_LINKED_OPERATIONS)
+    link = SafetyOperationPerson
+    roles_by_op: dict[int, list[Any]] = {}
+    linked: dict[int, set[str]] = {}
+    for op_id, pid, role in s.execute(
+            select(link.operation_id, link.person_id, link.role)
+            .where(or_(link.operation_id.in_(recent),
+                       link.operation_id.in_([o.id for o in ops])))):
+        roles_by_op.setdefault(op_id, []).append((pid, role))
+        linked.setdefault(pid, set()).add(role)
+    return ops, stats, roles_by_op, linked
+
+
+def _display_names(s: Session, person_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """``_display`` of each person, from the few columns it needs."""
+    if not person_ids:
+        return {}
+    rec = SafetyIdentityRecord
+    records: dict[int, list[Any]] = {}
+    for r in s.execute(select(rec.person_id, rec.given_names, rec.surname, rec.birth_date)
+                       .where(rec.person_id.in_(person_ids))
+                       .order_by(rec.created_at, rec.id)):
+        records.setdefault(r.person_id, []).append(r)
+    return {pid: _display(rs) for pid, rs in records.items()}
+
+
+def _briefing_flags(rt: Runtime, s: Session, principal: Principal, now: dt.datetime,
+                    place_by_id: dict[int, tuple[Any, float]], members: dict[int, int],
+                    readable: set[int], names: dict[int, dict[str, Any]],
+                    withheld: Counter[str]) -> list[dict[str, Any]]:
+    """Live flags on the briefing's places and persons the reader may see (the others
+    counted in ``withheld``), each with its subject."""
+    if not place_by_id and not members:
+        return []
+    flag = SafetyRiskFlag
+    # Found by their subject's index alone (a place or a person has few flags), and only
+    # then kept if live: a filter on status or expiry in SQL could lead the planner to
+    # their far less selective indexes.
+    flags = [f for f in s.execute(select(flag.__table__).where(
+        or_(flag.place_id.in_(list(place_by_id)) if place_by_id else false(),
+            flag.person_id.in_(list(members)) if members else false())))
+        if f.status in ("pending", "active") and as_utc(f.expires_at) > now]
+    authors = _author_names(s, {f.author_id for f in flags})
+    shown: list[dict[str, Any]] = []
+    for f in flags:
+        if not access.decide(principal, "read", _flag_resource(rt, f)):
+            withheld["flags"] += 1
+            continue
+        item = flag_out(f, now, author=authors.get(f.author_id))
+        if f.place_id:
+            p, d = place_by_id[f.place_id]
+            item["subject"] = {"kind": "place", "id": p.id, "address": p.address,
+                               "distance_m": round(d, 1)}
+        else:
+            owner = members[f.person_id]
+            item["subject"] = {"kind": "person", "id": owner if owner in readable else None,
+                               "name": names.get(owner, _NO_NAME)["name"]
+                               if owner in readable else None,
+                               "withheld": owner not in readable}
+        shown.append(item)
+    return shown
 
 
 def _author_names(s: Session, ids: set[int]) -> dict[int, str]:
