@@ -84,7 +84,13 @@ class GroupCommit(Generic[T]):
                 batch = self._items[:self.max_batch]
                 del self._items[:self.max_batch]
             if batch:
-                self._commit(batch)
+                try:
+                    self._commit(batch)
+                except BaseException as exc:  # never leave a request waiting forever
+                    log.exception("%s: batch failed", self.name)
+                    for _, fut in batch:
+                        if not fut.done():
+                            fut.set_exception(exc)
             if self.idle is not None and time.monotonic() - last_idle >= self.idle_every:
                 last_idle = time.monotonic()
                 try:
