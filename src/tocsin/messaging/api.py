@@ -223,9 +223,6 @@ async def live(ws: WebSocket) -> None:
 
 
 router = APIRouter()
-# The Matrix routes first: clients poll /sync and send through them all the time, and
-# FastAPI tries routes in order (the Matrix catch-all only takes /_matrix/ paths).
-router.include_router(matrix.router)
 
 
 @router.get("/messenger-sw.js", include_in_schema=False)
@@ -238,6 +235,7 @@ def service_worker() -> FileResponse:
 
 
 router.include_router(api)
+router.include_router(matrix.router)
 
 
 # Demo --------------------------------------------------------------------------

@@ -170,69 +170,6 @@ def rt_of(request: Request) -> Runtime:
     return request.app.state.runtime
 
 
-# The busiest routes first: FastAPI tries an app's routes in order on every request.
-# Sync ------------------------------------------------------------------------
-def _timeline_limit(filter_param: str | None) -> int:
-    if not filter_param or filter_param == "0":
-        return 20
-    try:
-        f = json.loads(filter_param)
-        return int(((f.get("room") or {}).get("timeline") or {}).get("limit", 20))
-    except (ValueError, TypeError, AttributeError):
-        return 20
-
-
-@router.get(C3 + "/sync")
-async def sync(request: Request, since: str | None = None, timeout: int = 0,
-               full_state: bool = False, filter: str | None = None) -> Response:
-    rt = rt_of(request)
-    hub = get_hub(rt)
-    loop = asyncio.get_running_loop()
-    hub.attach(loop)
-    p = await run_in_threadpool(principal_of, request)
-    token = SyncToken.parse(since)
-    limit = _timeline_limit(filter)
-    timeout = max(0, min(timeout, 30_000))
-    deadline = loop.time() + timeout / 1000
-
-    def answer(body: bytes) -> Response:
-        return Response(body, media_type="application/json")
-
-    # Registered before the first look, so nothing committed meanwhile is missed.
-    with hub.waiting(p) as waiter:
-        body, news = await hub.sync(p, token, limit, full_state)
-        if token is None or news or not timeout:
-            return answer(body)
-        while True:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                return answer(body)
-            try:
-                await asyncio.wait_for(waiter.event.wait(), remaining)
-            except TimeoutError:
-                return answer(body)
-            waiter.event.clear()
-            if not waiter.checked:  # revoked, changed, or not checked with the others
-                p = await run_in_threadpool(authenticate_token, rt, request_token(request))
-                hub.rewait(waiter, p)
-            waiter.checked = False
-            body, news = await hub.sync(p, token, limit, full_state)
-            if news:
-                return answer(body)
-
-
-# Sending ---------------------------------------------------------------------
-@router.put(C3 + "/rooms/{room_id}/send/{event_type}/{txn_id}")
-async def send(room_id: str, event_type: str, txn_id: str, request: Request) -> dict:
-    body = await body_json(request)
-    svc = get_service(rt_of(request))
-
-    def run() -> str:
-        return svc.send(principal_of(request), room_id, event_type, body, txn_id).event_id
-
-    return {"event_id": await run_in_threadpool(run)}
-
-
 # Discovery and login ----------------------------------------------------------
 @router.get("/_matrix/client/versions")
 def versions() -> dict:
@@ -546,6 +483,17 @@ def room_state_event(room_id: str, event_type: str, request: Request, state_key:
 
 
 # Events ----------------------------------------------------------------------
+@router.put(C3 + "/rooms/{room_id}/send/{event_type}/{txn_id}")
+async def send(room_id: str, event_type: str, txn_id: str, request: Request) -> dict:
+    body = await body_json(request)
+    svc = get_service(rt_of(request))
+
+    def run() -> str:
+        return svc.send(principal_of(request), room_id, event_type, body, txn_id).event_id
+
+    return {"event_id": await run_in_threadpool(run)}
+
+
 @router.put(C3 + "/rooms/{room_id}/redact/{event_id}/{txn_id}")
 async def redact(room_id: str, event_id: str, txn_id: str, request: Request) -> dict:
     body = await body_json(request)
@@ -623,6 +571,56 @@ async def search(request: Request) -> dict:
     return {"search_categories": {"room_events": {
         "count": len(results), "highlights": [term],
         "results": [{"rank": 1.0, "result": r} for r in results]}}}
+
+
+# Sync ------------------------------------------------------------------------
+def _timeline_limit(filter_param: str | None) -> int:
+    if not filter_param or filter_param == "0":
+        return 20
+    try:
+        f = json.loads(filter_param)
+        return int(((f.get("room") or {}).get("timeline") or {}).get("limit", 20))
+    except (ValueError, TypeError, AttributeError):
+        return 20
+
+
+@router.get(C3 + "/sync")
+async def sync(request: Request, since: str | None = None, timeout: int = 0,
+               full_state: bool = False, filter: str | None = None) -> Response:
+    rt = rt_of(request)
+    hub = get_hub(rt)
+    loop = asyncio.get_running_loop()
+    hub.attach(loop)
+    p = await run_in_threadpool(principal_of, request)
+    token = SyncToken.parse(since)
+    limit = _timeline_limit(filter)
+    timeout = max(0, min(timeout, 30_000))
+    deadline = loop.time() + timeout / 1000
+
+    def answer(body: bytes) -> Response:
+        return Response(body, media_type="application/json")
+
+    # Registered before the first look, so nothing committed meanwhile is missed.
+    with hub.waiting(p) as waiter:
+        body, news = await hub.sync(p, token, limit, full_state)
+        if token is None or news or not timeout:
+            return answer(body)
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return answer(body)
+            try:
+                await asyncio.wait_for(waiter.event.wait(), remaining)
+            except TimeoutError:
+                return answer(body)
+            waiter.event.clear()
+            if not waiter.checked:  # revoked, changed, or not checked with the others
+                p = await run_in_threadpool(authenticate_token, rt, request_token(request))
+                hub.rewait(waiter, p)
+            waiter.checked = False
+            body, news = await hub.sync(p, token, limit, full_state)
+            if news:
+                return answer(body)
 
 
 # Media -----------------------------------------------------------------------
