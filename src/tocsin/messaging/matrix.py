@@ -586,41 +586,32 @@ def _timeline_limit(filter_param: str | None) -> int:
 
 @router.get(C3 + "/sync")
 async def sync(request: Request, since: str | None = None, timeout: int = 0,
-               full_state: bool = False, filter: str | None = None) -> Response:
+               full_state: bool = False, filter: str | None = None) -> dict:
     rt = rt_of(request)
+    svc = get_service(rt)
     hub = get_hub(rt)
-    loop = asyncio.get_running_loop()
-    hub.attach(loop)
+    hub.attach(asyncio.get_running_loop())
     p = await run_in_threadpool(principal_of, request)
     token = SyncToken.parse(since)
     limit = _timeline_limit(filter)
     timeout = max(0, min(timeout, 30_000))
-    deadline = loop.time() + timeout / 1000
 
-    def answer(body: bytes) -> Response:
-        return Response(body, media_type="application/json")
+    def run() -> tuple[dict, bool]:
+        version = hub.typing_version
+        return svc.sync(p, token, timeline_limit=limit, full_state=full_state,
+                        typing=hub.typing_since(token.typing if token else 0),
+                        typing_version=version)
 
-    # Registered before the first look, so nothing committed meanwhile is missed.
     with hub.waiting(p) as waiter:
-        body, news = await hub.sync(p, token, limit, full_state)
-        if token is None or news or not timeout:
-            return answer(body)
-        while True:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                return answer(body)
+        resp, news = await run_in_threadpool(run)
+        if token is not None and not news and timeout:
             try:
-                await asyncio.wait_for(waiter.event.wait(), remaining)
+                await asyncio.wait_for(waiter.event.wait(), timeout / 1000)
             except TimeoutError:
-                return answer(body)
-            waiter.event.clear()
-            if not waiter.checked:  # revoked, changed, or not checked with the others
-                p = await run_in_threadpool(authenticate_token, rt, request_token(request))
-                hub.rewait(waiter, p)
-            waiter.checked = False
-            body, news = await hub.sync(p, token, limit, full_state)
-            if news:
-                return answer(body)
+                return resp
+            await run_in_threadpool(authenticate_token, rt, request_token(request))
+            resp, news = await run_in_threadpool(run)
+    return resp
 
 
 # Media -----------------------------------------------------------------------
