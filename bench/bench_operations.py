@@ -5,36 +5,54 @@ relay would be) send their positions in batches; 200 commander websockets are
 subscribed to the operation. Measures, over a fixed window:
 
 - ingested updates/s (acknowledged as accepted by the server),
-- latency from an update's timestamp (set by the feeder when it sends) to its
-  arrival in a commander's socket ("to screen", before rendering): p50/p99,
-  over every update seen by a sample of commanders spread across the
-  subscription order, and the worst (oldest update) of every frame for all 200,
+- age at arrival: from a position's timestamp (set by the feeder when it sends) to
+  its arrival in a commander's socket ("to screen", before rendering), p50/p99 over
+  every position received by a sample of commanders spread across the
+  subscription order, and the worst (oldest position) of every frame for all 200,
+- what the commanders received: positions/s and frames/s (all 200 together), and
+  the p99 gap between two frames of one commander (what it shows is at most about
+  that plus the age at arrival old),
+- that the database kept every accepted position (stored / accepted, after the run),
 - the same with two app nodes sharing Redis (feeders on node A, commanders
   split over A and B),
 - the peer: the naive path, one HTTP request per position (what a device
   posting each fix would do), on the same server.
 
+The commanders connect first, then the feeders, then ``WARMUP`` seconds of feeding
+before the window. Clients are paced as the browser is (``seen`` after each positions
+frame); ``--unpaced`` for a server without pacing. ``--no-deflate`` makes the clients
+not offer permessage-deflate (browsers always do) to show a server that would not
+compress these frames per connection.
+
+Delivery is conflated: a commander whose socket is still busy with a frame gets the
+next one with the latest position of each unit that moved meanwhile, so a lagging
+screen skips intermediate fixes (delivered positions/s is below offered/s x
+commanders) and only the positions it does receive have an age at arrival; the
+database and the replay keep every fix.
+
 Targets from the issue: >= 10,000 updates/s ingested, p99 < 250 ms, one node and two.
 
     .venv/bin/python bench/bench_operations.py [--seconds 10] [--units 5000]
-        [--commanders 200] [--rate 10000] [--feeders 10] [--no-redis]
+        [--commanders 200] [--rate 10000] [--feeders 10] [--no-redis] [--unpaced]
+        [--no-deflate]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import multiprocessing as mp
 import os
 import random
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from operator import itemgetter
 from pathlib import Path
 
 import httpx
@@ -43,6 +61,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 PASSWORD = "bench password 1"
+WARMUP = 5.0  # seconds of feeding before the measured window
 LAT, LON = 60.17, 24.94
 
 
@@ -95,9 +114,9 @@ def start_node(data_dir: Path, bus_url: str | None) -> tuple[subprocess.Popen, s
                TOCSIN_LOGIN_MAX_FAILURES="100000")
     if bus_url:
         env["TOCSIN_BUS_URL"] = bus_url
-    proc = subprocess.Popen([sys.executable, "-m", "tocsin", "serve"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=open(data_dir / f"node-{port}.log",
-                                                                   "w"))
+    with open(data_dir / f"node-{port}.log", "w") as log:  # the child keeps its copy
+        proc = subprocess.Popen([sys.executable, "-m", "tocsin", "serve"], env=env,
+                                stdout=subprocess.DEVNULL, stderr=log)
     url = f"http://127.0.0.1:{port}"
     for _ in range(300):
         try:
@@ -116,81 +135,135 @@ def login(url: str, username: str) -> str:
     return r.json()["access_token"]
 
 
-async def _open(ws_url: str, token: str, op_id: int):
+SEEN = json.dumps({"type": "seen"})
+
+
+async def _open(ws_url: str, token: str, op_id: int, paced: bool):
+    """A websocket on the operation; ``paced`` as the browser client is: it confirms each
+    positions frame (``seen``) once it has handled it."""
     import websockets
 
-    ws = await websockets.connect(ws_url, max_size=None, open_timeout=60, ping_interval=None)
-    await ws.send(json.dumps({"type": "auth", "access_token": token, "operation_id": op_id}))
-    ready = json.loads(await ws.recv())
-    assert ready["type"] == "ready", ready
-    return ws
+    for attempt in range(5):  # a screen whose connection fails tries again, as the page does
+        try:
+            ws = await websockets.connect(
+                ws_url, max_size=None, open_timeout=60, ping_interval=None,
+                compression=None if os.environ.get("BENCH_OPS_NO_DEFLATE") else "deflate")
+            await ws.send(json.dumps({"type": "auth", "access_token": token,
+                                      "operation_id": op_id, "paced": paced}))
+            ready = json.loads(await ws.recv())
+        except (OSError, websockets.WebSocketException) as exc:
+            print(f"connection failed ({exc!r}), trying again", file=sys.stderr)
+            await asyncio.sleep(1.5 * (attempt + 1))
+            continue
+        assert ready["type"] == "ready", ready
+        return ws
+    raise SystemExit("could not connect")
 
 
 # Commanders (run in their own processes so the load generator does not starve them) ---
 def commanders_proc(urls: list[str], tokens: list[str], op_id: int, count: int, offset: int,
-                    sample_every: int, seconds: float, start_at: float, out) -> None:
+                    sample_every: int, seconds: float, window, connected, out,
+                    paced: bool) -> None:
     try:
         import uvloop
         uvloop.install()
     except ImportError:
         pass
     out.put(asyncio.run(_commanders(urls, tokens, op_id, count, offset, sample_every, seconds,
-                                    start_at)))
+                                    window, connected, paced)))
 
 
-async def _commanders(urls, tokens, op_id, count, offset, sample_every, seconds, start_at):
-    socks = []
-    for i in range(count):
-        url = urls[(offset + i) % len(urls)].replace("http", "ws") + "/api/v1/operations/live"
-        socks.append(await _open(url, tokens[(offset + i) % len(tokens)], op_id))
+async def _commanders(urls, tokens, op_id, count, offset, sample_every, seconds, window,
+                      connected, paced):
+    """``count`` commander sockets, each read (and every frame parsed) from the moment it
+    is open, as a screen would; once all are open, says so on ``connected`` and records
+    from ``window.value`` (set by the main process when every commander of every process
+    is connected) for ``seconds``."""
+    import websockets
+
     full: list[float] = []
     worst: list[float] = []
+    gaps: list[float] = []
+    closed: dict[str, int] = {}
     frames = 0
     updates = 0
+    span = [float("inf"), float("inf")]  # the window, in ms
+    at = itemgetter(3)
 
     async def reader(ws, sampled: bool) -> None:
         nonlocal frames, updates
-        while True:
-            raw = await ws.recv()
-            now = time.time() * 1000
-            if now / 1000 < start_at:
-                continue
-            msg = json.loads(raw)
-            if msg.get("type") != "positions":
-                continue
-            u = msg["u"]
-            frames += 1
-            updates += len(u)
-            if sampled:
-                full.extend(now - r[3] for r in u)
-            worst.append(now - min(u[0][3], u[-1][3]))
+        last = None
+        try:
+            while True:
+                raw = await ws.recv()
+                now = time.time() * 1000
+                msg = json.loads(raw)
+                if msg.get("type") != "positions":
+                    continue
+                if span[0] <= now <= span[1]:
+                    u = msg["u"]
+                    frames += 1
+                    updates += len(u)
+                    if sampled:  # the age of every position this commander receives
+                        full.extend([now - r[3] for r in u])
+                    if u:
+                        worst.append(now - at(min(u, key=at)))
+                    if last is not None:
+                        gaps.append(now - last)
+                    last = now
+                if paced:
+                    await ws.send(SEEN)  # handled: the next frame may come
+        except websockets.ConnectionClosed as exc:
+            code = str(exc.rcvd.code if exc.rcvd else "no close frame")
+            closed[code] = closed.get(code, 0) + 1
 
-    tasks = [asyncio.create_task(reader(ws, (offset + i) % sample_every == 0))
-             for i, ws in enumerate(socks)]
-    await asyncio.sleep(max(0.0, start_at - time.time()) + seconds)
+    socks, tasks = [], []
+    for i in range(count):
+        url = urls[(offset + i) % len(urls)].replace("http", "ws") + "/api/v1/operations/live"
+        socks.append(await _open(url, tokens[(offset + i) % len(tokens)], op_id, paced))
+        tasks.append(asyncio.create_task(reader(socks[-1], (offset + i) % sample_every == 0)))
+    connected.put(count)
+    while not window.value:
+        await asyncio.sleep(0.05)
+    span[:] = [window.value * 1000, (window.value + seconds) * 1000]
+    await asyncio.sleep(max(0.0, span[1] / 1000 - time.time()))
     for t in tasks:
         t.cancel()
+    with contextlib.suppress(Exception):  # no need to wait for a clean close of each
+        await asyncio.wait_for(asyncio.gather(*(ws.close() for ws in socks),
+                                              return_exceptions=True), 5)
     for ws in socks:
-        await ws.close()
-    return {"full": full, "worst": worst, "frames": frames, "updates": updates}
+        ws.transport.abort()
+    return {"full": full, "worst": worst, "gaps": gaps, "frames": frames, "updates": updates,
+            "closed": closed}
 
 
 # Feeders --------------------------------------------------------------------------------
 async def feeders(url: str, token: str, op_id: int, unit_ids: list[int], n: int, rate: int,
-                  seconds: float, start_at: float) -> dict:
+                  seconds: float, window: dict, paced: bool, connected) -> dict:
+    """Connect, call ``connected`` (which sets ``window["start"]``), feed from then
+    (warm-up) until ``window["start"]`` plus ``seconds``; counted only within that
+    window."""
     ws_url = url.replace("http", "ws") + "/api/v1/operations/live"
-    socks = [await _open(ws_url, token, op_id) for _ in range(n)]
+    socks = [await _open(ws_url, token, op_id, paced) for _ in range(n)]
+    connected()  # sets window["start"]
     per_feeder = [unit_ids[i::n] for i in range(n)]
     interval = 0.05
     per_batch = max(1, int(rate * interval / n))
-    stats = {"sent": 0, "accepted": 0, "rejected": 0, "reasons": {}}
+    stats = {"sent": 0, "accepted": 0, "rejected": 0, "reasons": {}, "accepted_all": 0}
     pos = {u: [LAT + random.uniform(-0.03, 0.03), LON + random.uniform(-0.03, 0.03)]
            for u in unit_ids}
 
     async def acks(ws) -> None:
         while True:
-            msg = json.loads(await ws.recv())
+            raw = await ws.recv()
+            if raw.startswith('{"type":"positions"'):  # a gateway has no use for them
+                if paced:
+                    await ws.send(SEEN)
+                continue
+            msg = json.loads(raw)
             if msg.get("type") == "ack":
+                stats["accepted_all"] += msg["accepted"]  # warm-up included: all are stored
                 if msg.get("id", 0) >= 0:
                     stats["accepted"] += msg["accepted"]
                     stats["rejected"] += len(msg["rejected"])
@@ -201,7 +274,7 @@ async def feeders(url: str, token: str, op_id: int, unit_ids: list[int], n: int,
         units = per_feeder[k]
         j = 0
         nxt = time.time()
-        while time.time() < start_at + seconds:
+        while time.time() < window["start"] + seconds:
             batch = []
             now_ms = int(time.time() * 1000)
             for _ in range(per_batch):
@@ -211,7 +284,7 @@ async def feeders(url: str, token: str, op_id: int, unit_ids: list[int], n: int,
                 p[0] += random.uniform(-1e-4, 1e-4)
                 p[1] += random.uniform(-1e-4, 1e-4)
                 batch.append({"op_unit_id": u, "lat": p[0], "lon": p[1], "at": now_ms})
-            counting = time.time() >= start_at
+            counting = time.time() >= window["start"]
             await ws.send(json.dumps({"type": "positions", "id": 1 if counting else -1,
                                       "items": batch}))
             if counting:
@@ -224,8 +297,11 @@ async def feeders(url: str, token: str, op_id: int, unit_ids: list[int], n: int,
     await asyncio.sleep(1.0)  # last acks
     for t in ackers:
         t.cancel()
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(asyncio.gather(*(ws.close() for ws in socks),
+                                              return_exceptions=True), 5)
     for ws in socks:
-        await ws.close()
+        ws.transport.abort()
     return stats
 
 
@@ -236,10 +312,26 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(len(values) * q))]
 
 
-def scenario(name: str, urls: list[str], args, op_id: int, unit_ids: list[int]) -> dict:
+def stored_positions(data_dir: Path, op_id: int) -> int:
+    from sqlalchemy import create_engine, func, select
+
+    from tocsin.core.config import Settings
+    from tocsin.operations.models import Position
+
+    engine = create_engine(Settings(data_dir=data_dir).resolved_database_url)
+    try:
+        with engine.connect() as c:
+            return c.scalar(select(func.count()).select_from(Position)
+                            .where(Position.operation_id == op_id))
+    finally:
+        engine.dispose()
+
+
+def scenario(name: str, urls: list[str], args, op_id: int, unit_ids: list[int],
+             data_dir: Path) -> dict:
     tokens = [login(urls[i % len(urls)], f"cmd{i % 4}") for i in range(4)]
-    start_at = time.time() + 8 + args.commanders * 0.03  # connections first, then measure
-    out = mp.Queue()
+    out, connected = mp.Queue(), mp.Queue()
+    shared_start = mp.Value("d", 0.0)
     procs = []
     groups = 2
     per = args.commanders // groups
@@ -247,23 +339,53 @@ def scenario(name: str, urls: list[str], args, op_id: int, unit_ids: list[int]) 
         count = per if g < groups - 1 else args.commanders - per * (groups - 1)
         p = mp.Process(target=commanders_proc, args=(urls, tokens, op_id, count, g * per,
                                                       args.sample_every, args.seconds,
-                                                      start_at, out))
+                                                      shared_start, connected, out,
+                                                      not args.unpaced),
+                       daemon=True)
         p.start()
         procs.append(p)
     feed_token = login(urls[0], "cmd0")
-    fstats = asyncio.run(feeders(urls[0], feed_token, op_id, unit_ids, args.feeders, args.rate,
-                                 args.seconds, start_at))
-    results = [out.get(timeout=120) for _ in procs]
-    for p in procs:
-        p.join(30)
+    began = time.time()
+    for _ in procs:  # every commander connected, then the feeders start, then measure
+        connected.get(True, 600)
+    window = {"connect_s": time.time() - began, "start": float("inf")}
+
+    def open_window() -> None:  # called by the feeders once connected
+        window["start"] = shared_start.value = time.time() + WARMUP
+
+    async def run_feeders() -> dict:
+        return await feeders(urls[0], feed_token, op_id, unit_ids, args.feeders, args.rate,
+                             args.seconds, window, not args.unpaced, open_window)
+
+    try:
+        fstats = asyncio.run(run_feeders())
+        results = [out.get(timeout=120) for _ in procs]
+        for p in procs:
+            p.join(30)
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
     full = [v for r in results for v in r["full"]]
     worst = [v for r in results for v in r["worst"]]
+    gaps = [v for r in results for v in r["gaps"]]
+    closed: dict[str, int] = {}
+    for r in results:
+        for code, n in r["closed"].items():
+            closed[code] = closed.get(code, 0) + n
+    deadline = time.time() + 60  # the flush runs every second; it may be behind
+    while (stored := stored_positions(data_dir, op_id)) < fstats["accepted_all"] \
+            and time.time() < deadline:
+        time.sleep(1)
     return {"name": name, "ingested": fstats["accepted"] / args.seconds,
             "sent": fstats["sent"] / args.seconds, "rejected": fstats["rejected"],
             "reasons": fstats["reasons"],
             "delivered": sum(r["updates"] for r in results) / args.seconds,
+            "frames": sum(r["frames"] for r in results) / args.seconds,
             "p50": pct(full, 0.5), "p99": pct(full, 0.99), "worst_p99": pct(worst, 0.99),
-            "samples": len(full)}
+            "gap_p99": pct(gaps, 0.99), "samples": len(full), "closed": closed,
+            "accepted_all": fstats["accepted_all"], "connect_s": window["connect_s"],
+            "stored": stored}
 
 
 async def _naive(url: str, token: str, op_id: int, unit_ids: list[int], seconds: float,
@@ -312,7 +434,14 @@ def main() -> None:
     ap.add_argument("--sample-every", type=int, default=20,
                     help="every n-th commander records the latency of every update")
     ap.add_argument("--no-redis", action="store_true")
+    ap.add_argument("--unpaced", action="store_true",
+                    help="clients do not confirm positions frames (a server before pacing)")
+    ap.add_argument("--no-deflate", action="store_true",
+                    help="clients do not offer permessage-deflate (browsers do; this shows "
+                         "a server that would not compress these frames)")
     args = ap.parse_args()
+    if args.no_deflate:
+        os.environ["BENCH_OPS_NO_DEFLATE"] = "1"  # read by every process that connects
     rows = []
     with tempfile.TemporaryDirectory(prefix="tocsin-bench-ops-") as tmp:
         data = Path(tmp) / "one"
@@ -320,7 +449,7 @@ def main() -> None:
         unit_ids = list(range(1, args.units + 1))
         proc, url = start_node(data, None)
         try:
-            rows.append(scenario("one node", [url], args, op_id, unit_ids))
+            rows.append(scenario("one node", [url], args, op_id, unit_ids, data))
             naive = asyncio.run(_naive(url, login(url, "cmd1"), op_id, unit_ids,
                                        min(args.seconds, 5)))
         finally:
@@ -334,7 +463,8 @@ def main() -> None:
             a, url_a = start_node(data2, bus)
             b, url_b = start_node(data2, bus)
             try:
-                rows.append(scenario("two nodes + Redis", [url_a, url_b], args, op2, unit_ids))
+                rows.append(scenario("two nodes + Redis", [url_a, url_b], args, op2, unit_ids,
+                                     data2))
             finally:
                 for p in (a, b, rproc):
                     p.terminate()
@@ -342,16 +472,36 @@ def main() -> None:
     print()
     print(f"{args.units} units moving, {args.commanders} commander websockets, "
           f"{args.feeders} feeder websockets offering {args.rate}/s, {args.seconds:.0f} s, "
-          f"{os.cpu_count()} cores (server, feeders and commanders on the same machine)")
-    print(f"{'scenario':<20} {'offered/s':>10} {'ingested/s':>11} {'delivered/s':>12} "
-          f"{'p50 ms':>8} {'p99 ms':>8} {'worst-of-frame p99':>19} {'target':>8}")
+          f"{os.cpu_count()} cores (server, feeders and commanders on the same machine); "
+          f"clients {'unpaced' if args.unpaced else 'paced'}, permessage-deflate "
+          f"{'off' if args.no_deflate else 'on (as browsers)'}")
+    print("age = from the feeder's timestamp to arrival in a commander's socket, for every "
+          "position received;")
+    print("conflation: a commander still busy with a frame gets the latest position of each "
+          "unit in its next one,")
+    print("so a lagging screen skips intermediate fixes (delivered < ingested x commanders); "
+          "the database keeps every fix.")
+    print(f"{'scenario':<18} {'offered/s':>9} {'ingested/s':>10} {'positions/s':>11} "
+          f"{'frames/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'worst/frame p99':>15} "
+          f"{'gap p99':>8} {'stored':>7} {'target':>7}")
     for r in rows:
         ok = r["ingested"] >= 10000 and r["p99"] < 250
-        print(f"{r['name']:<20} {r['sent']:>10,.0f} {r['ingested']:>11,.0f} "
-              f"{r['delivered']:>12,.0f} {r['p50']:>8.1f} {r['p99']:>8.1f} "
-              f"{r['worst_p99']:>19.1f} {'met' if ok else 'MISSED':>8}")
+        stored = r["stored"] / max(r["accepted_all"], 1)
+        print(f"{r['name']:<18} {r['sent']:>9,.0f} {r['ingested']:>10,.0f} "
+              f"{r['delivered']:>11,.0f} {r['frames']:>8,.0f} {r['p50']:>8.1f} "
+              f"{r['p99']:>8.1f} {r['worst_p99']:>15.1f} {r['gap_p99']:>8.1f} "
+              f"{stored:>7.1%} {'met' if ok else 'MISSED':>7}")
         if r["rejected"]:
             print(f"   rejected {r['rejected']} (sample of reasons: {r['reasons']})")
+        if r["stored"] < r["accepted_all"]:
+            print(f"   STORED ONLY {r['stored']:,} positions of {r['accepted_all']:,} accepted")
+        elif r["stored"] > r["accepted_all"]:
+            print(f"   stored {r['stored']:,} positions, {r['stored'] - r['accepted_all']:,} "
+                  "more than acknowledged (acks still on their way when the feeders closed)")
+        if r["closed"]:
+            print(f"   commander sockets closed by the server: {r['closed']}")
+        print(f"   {args.commanders} commanders connected in {r['connect_s']:.1f} s, then "
+              f"{WARMUP:.0f} s of feeding before the window")
     print(f"{'peer: one HTTP request per position':<38} {naive:>10,.0f} updates/s  "
           f"(batched websocket path: {rows[0]['ingested'] / max(naive, 1):.1f}x)")
 

@@ -22,6 +22,7 @@ router = APIRouter(prefix="/api/v1/operations", tags=["operations"])
 PHOTO_PREFIX = "/api/v1/operations/photos/"
 AUTH_TIMEOUT = 10
 MAX_WS_ITEMS = 5000
+CLOSE_TIMEOUT = 2
 
 
 def _svc(rt):
@@ -239,10 +240,15 @@ def report_pdf(op_id: int, p: PrincipalDep, rt: RuntimeDep) -> Response:
 # The operation websocket ------------------------------------------------------------------
 @router.websocket("/live")
 async def live(ws: WebSocket) -> None:
-    """``{"type": "auth", "access_token", "operation_id"}`` first; then the server sends
-    ``ready`` (with the latest positions), ``positions`` frames (one per tick) and
-    ``event`` frames (journal, orders, sectors...). The client may send its own
-    ``position``/``positions``; each gets an ``ack`` with the rejected ones and why."""
+    """``{"type": "auth", "access_token", "operation_id", "paced"?}`` first; then the
+    server sends ``ready`` (with the latest positions), ``positions`` frames and
+    ``event`` frames (journal, orders, sectors...). A ``positions`` frame has the latest
+    position of each unit that moved since the previous one: one per tick while the
+    client keeps up, fewer and fuller when it lags (intermediate fixes are skipped,
+    never reordered). A client that authenticated with ``"paced": true`` sends
+    ``{"type": "seen"}`` when it has applied a ``positions`` frame, and never has more
+    than two unconfirmed. The client may send its own ``position``/``positions``; each gets
+    an ``ack`` with the rejected ones and why."""
     rt = ws.app.state.runtime
     hub = get_hub(rt)
     await ws.accept()
@@ -256,22 +262,18 @@ async def live(ws: WebSocket) -> None:
             raise TocsinError("operation_id must be an integer", code="invalid_input")
         principal = await asyncio.to_thread(rt.identity.authenticate, first["access_token"])
         rights = await asyncio.to_thread(_svc(rt).check, principal, op_id)
-        snapshot = await asyncio.to_thread(hub.snapshot, op_id)
-    except (TocsinError, asyncio.TimeoutError, ValueError, WebSocketDisconnect) as exc:
+        await asyncio.to_thread(hub.snapshot, op_id)  # loads the stored latest positions
+    except (TocsinError, TimeoutError, ValueError, WebSocketDisconnect) as exc:
         code = getattr(exc, "code", "token_missing")
         with contextlib.suppress(Exception):
             await ws.send_json({"type": "error", "code": code})
             await ws.close(code=4401 if "token" in code or "session" in code else 4403)
         return
-    sub = Subscriber(principal, op_id, rights["manage"])
-    hub.subscribe(sub)
+    sub = Subscriber(principal, op_id, rights["manage"], paced=first.get("paced") is True)
+    snapshot = hub.subscribe(sub)  # the same rows, or newer ones that came meanwhile
     manage_ops = frozenset([op_id]) if rights["manage"] else frozenset()
     await ws.send_text(json.dumps({"type": "ready", "operation_id": op_id,
                                    "manage": rights["manage"], "positions": snapshot}))
-
-    async def pump() -> None:
-        while True:
-            await ws.send_text(await sub.queue.get())
 
     async def receive() -> None:
         while True:
@@ -286,6 +288,9 @@ async def live(ws: WebSocket) -> None:
             if not isinstance(data, dict):
                 await ws.send_text(json.dumps({"type": "error", "code": "malformed"}))
                 continue
+            if data.get("type") == "seen":
+                hub.confirm(sub)
+                continue
             if data.get("type") == "position":
                 items = [data]
             elif data.get("type") == "positions" and isinstance(data.get("items"), list):
@@ -297,16 +302,18 @@ async def live(ws: WebSocket) -> None:
                                 operation_id=op_id, rate_key=f"user:{principal.session_id}")
             await ws.send_text(json.dumps({"type": "ack", "id": data.get("id"), **result}))
 
-    tasks = [asyncio.create_task(pump()), asyncio.create_task(receive()),
-             asyncio.create_task(sub.closed.wait())]
+    tasks = [asyncio.create_task(hub.pump(sub, ws.send_text)),
+             asyncio.create_task(receive()), asyncio.create_task(sub.closed.wait())]
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
         hub.unsubscribe(sub)
         for t in tasks:
             t.cancel()
+        # a dead socket takes nothing: do not wait on it for ever
         if sub.close_code != 1000:
             with contextlib.suppress(Exception):
-                await ws.send_json({"type": "closed", "code": sub.close_code})
+                await asyncio.wait_for(ws.send_json({"type": "closed", "code": sub.close_code}),
+                                       CLOSE_TIMEOUT)
         with contextlib.suppress(Exception):
-            await ws.close(code=sub.close_code)
+            await asyncio.wait_for(ws.close(code=sub.close_code), CLOSE_TIMEOUT)

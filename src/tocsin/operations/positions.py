@@ -9,9 +9,26 @@ Positions do not go through one transaction each. The path is:
 2. Every ``TICK`` (50 ms) the tick thread publishes, per operation, one transient
    ``operations.positions.tick`` message on ``runtime.bus`` with the latest
    position of each unit that moved (Redis pub/sub between nodes when
-   configured). Every node's hub hears every tick: it updates its in-memory
-   latest-position cache and sends one frame to each websocket subscriber of
-   that operation. Tick messages are *not* stored in the events table.
+   configured). Every node's hub hears every tick, on its event loop: it keeps
+   the rows newer than what it already had (so no screen ever gets an older fix of
+   a unit after a newer one, even with ticks from several nodes), updates its
+   in-memory latest-position cache and wakes the operation's websocket
+   subscribers. Tick messages are *not* stored in the events table.
+   Delivery is conflated per subscriber: a subscriber has at most one positions
+   frame pending. A screen that took the previous frame gets the tick's frame,
+   serialised once and shared; a screen still sending an earlier frame gets, when
+   it is free, one frame with the latest position of every unit that moved since
+   what it had (shared with the others that had the same), not every tick queued
+   behind it. A slow screen thus gets fewer, fuller frames and what it shows is at
+   most one frame's send time old; it skips intermediate fixes, which stay in the
+   database (step 3) for the replay. A *paced* subscriber (the browser client, which
+   says so when it authenticates) confirms each positions frame with ``seen`` once it
+   has applied it, and has at most ``PACE_WINDOW`` frames unconfirmed (one being
+   applied, one on its way): socket and kernel buffers, which hold megabytes of old
+   frames, then never stand between a screen and the latest positions. Sending to
+   screens takes turns (``_Turns``) so that it never holds the event loop for long.
+   Only a socket that makes no progress (a send, or a paced ``seen``) for ``STALL``
+   seconds is cut (``CLOSE_SLOW``).
 3. Every ``FLUSH`` (1 s) the flush thread writes the buffered positions with one
    multi-row insert and, in the same transaction, emits one summarising domain
    event ``operations.positions.flushed`` per operation (count, units, time
@@ -31,7 +48,8 @@ import math
 import threading
 import time
 import uuid
-from collections import Counter
+from collections import Counter, OrderedDict, deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy import and_, func, insert, select
@@ -52,10 +70,13 @@ MARGIN_KM = 25.0  # how far outside the operation's area a position is still acc
 RATE = 5.0  # positions per second per unit and sender (see ``ingest``), sustained
 BURST = 10.0
 MAX_PENDING = 2_000_000  # rows kept in memory while the database is unreachable
-QUEUE_FRAMES = 200
+STALL = 10.0  # seconds a send may make no progress before the socket is cut (CLOSE_SLOW)
+PACE_WINDOW = 2  # positions frames a paced subscriber may have unconfirmed (one in flight)
+SLICE = 0.02  # seconds of sending to screens per event-loop iteration (see ``_Turns``)
+MAX_EVENTS = 10_000  # event frames (journal, orders...) waiting per subscriber; a bound only
 CLOSE_REVOKED = 4401
 CLOSE_SLOW = 4408
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 @dataclass
@@ -81,16 +102,121 @@ class UnitInfo:
 
 @dataclass(eq=False)
 class Subscriber:
+    """One websocket of an operation. Its positions are not queued: ``seen`` is the
+    feed sequence it has (sent or being sent); whatever the feed holds past it is
+    its one pending frame. Event frames are queued in order in ``events``. A ``paced``
+    subscriber has at most ``PACE_WINDOW`` positions frames unconfirmed (``seen``)."""
+
     principal: Principal
     operation_id: int
     manage: bool
-    queue: asyncio.Queue = field(default_factory=lambda: asyncio.Queue(QUEUE_FRAMES))
+    paced: bool = False
+    seen: int = 0
+    unseen: deque = field(default_factory=deque)  # paced: when its unconfirmed frames went
+    events: deque = field(default_factory=deque)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
     closed: asyncio.Event = field(default_factory=asyncio.Event)
     close_code: int = 1000
+    sending_since: float | None = None  # monotonic start of the send in progress
 
     def close(self, code: int) -> None:
         self.close_code = code
         self.closed.set()
+
+
+def _fragment(row: list) -> str:
+    """One position row as JSON, as ``json.dumps`` would write it (numbers and null)."""
+    return "[" + ",".join(["null" if v is None else repr(v) for v in row]) + "]"
+
+
+class _Feed:
+    """The positions sent to one operation's subscribers on this node (event loop only).
+
+    ``rows`` holds the latest row of each unit as a JSON fragment with the sequence
+    number of the tick that brought it, in the order they arrived: the units that moved
+    after sequence ``k`` are a suffix. A subscriber that has everything up to ``k`` is
+    sent that suffix, one row per unit, the latest; the frame is built once per ``k``
+    and shared by every subscriber at ``k`` (after a tick, all those that were
+    up to date)."""
+
+    def __init__(self, op_id: int, seq: int):
+        self.prefix = f'{{"type":"positions","operation_id":{op_id},"u":['
+        self.seq = self.prev = seq
+        self.rows: OrderedDict[int, tuple[int, str]] = OrderedDict()
+        self.frames: dict[int, tuple[str, int]] = {}
+
+    def push(self, seq: int, rows: list) -> None:
+        self.prev, self.seq = self.seq, seq
+        od = self.rows
+        for row in rows:
+            uid = row[0]
+            od[uid] = (seq, _fragment(row))
+            od.move_to_end(uid)
+        self.frames = {}
+
+    def frame_since(self, k: int) -> tuple[str, int]:
+        """The frame for a subscriber that has everything up to ``k``, and its row count."""
+        got = self.frames.get(k)
+        if got is None:
+            parts = []
+            for seq, frag in reversed(self.rows.values()):
+                if seq <= k:
+                    break
+                parts.append(frag)
+            got = self.frames[k] = (self.prefix + ",".join(parts) + "]}", len(parts))
+        return got
+
+
+class _Turns:
+    """Sending to screens in turn, about ``SLICE`` of it per event-loop iteration.
+
+    Compressing and writing frames for hundreds of screens is the heaviest work of the
+    event loop. Done all at once after a tick it holds the loop for seconds, and the
+    feeders' positions, the ``seen`` confirmations and new connections wait behind it.
+    Here a pump sends at once while this iteration has sent for less than ``SLICE``
+    and nobody is waiting; otherwise it queues, and each following iteration lets the
+    next ones in the queue go, as many as fit in ``SLICE`` at the recent cost of a send.
+    The loop reads its sockets between iterations: positions coming in are taken
+    without delay, the screens share what is left, first come first served."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self.loop = loop
+        self.spent = 0.0  # seconds of sending in this iteration
+        self.cost = 0.001  # running mean of one send, seconds
+        self.waiting: deque[asyncio.Future] = deque()
+        self._armed = False
+
+    async def turn(self) -> None:
+        if not self.waiting and self.spent < SLICE:
+            self._arm()
+            return
+        fut = self.loop.create_future()
+        self.waiting.append(fut)
+        self._arm()
+        await fut
+
+    def spend(self, seconds: float) -> None:
+        seconds = min(seconds, SLICE)  # a send that waited on its socket did not work
+        self.spent += seconds
+        self.cost += (seconds - self.cost) * 0.2
+        self._arm()
+
+    def _arm(self) -> None:
+        if not self._armed:
+            self._armed = True
+            self.loop.call_soon(self._next)  # runs in the next iteration
+
+    def _next(self) -> None:
+        self._armed = False
+        self.spent = 0.0
+        room = max(1, int(SLICE / max(self.cost, 1e-4)))
+        while self.waiting and room:
+            fut = self.waiting.popleft()
+            if not fut.done():  # not a pump cancelled meanwhile
+                fut.set_result(None)
+                room -= 1
+        if self.waiting:
+            self._arm()
 
 
 def _float_or_none(v) -> float | None:
@@ -106,14 +232,14 @@ def _timestamp(v, now: float) -> float:
     if v is None:
         return now
     if isinstance(v, bool):
-        raise ValueError
+        raise TypeError
     if isinstance(v, (int, float)):
         f = float(v)
         return f / 1000.0 if f > 1e11 else f  # epoch milliseconds or seconds
     if isinstance(v, dt.datetime):
         return (v if v.tzinfo else v.replace(tzinfo=UTC)).timestamp()
     if isinstance(v, str):
-        d = dt.datetime.fromisoformat(v.replace("Z", "+00:00"))
+        d = dt.datetime.fromisoformat(v)  # "Z" too, since Python 3.11
         if d.tzinfo is None:
             raise ValueError
         return d.timestamp()
@@ -136,6 +262,10 @@ class PositionHub:
         self._load_lock = threading.Lock()
         self.buckets: dict[tuple, list[float]] = {}
         self.subs: dict[int, set[Subscriber]] = {}
+        self.feeds: dict[int, _Feed] = {}
+        self._seq = 0
+        self._turns: _Turns | None = None
+        self._latest_lock = threading.Lock()
         self.loop: asyncio.AbstractEventLoop | None = None
         self.stats: Counter = Counter()
         self._log_at = 0.0
@@ -409,30 +539,39 @@ class PositionHub:
                         .group_by(Position.op_unit_id).subquery())
                 rows = s.scalars(select(Position).join(last, and_(
                     Position.op_unit_id == last.c.op_unit_id, Position.at == last.c.at))).all()
+            with self._latest_lock:
+                per_op = self.latest.setdefault(op_id, {})
+                for r in rows:
+                    at_ms = int(r.at.replace(tzinfo=r.at.tzinfo or UTC).timestamp() * 1000)
+                    cur = per_op.get(r.op_unit_id)
+                    if cur is None or cur[3] < at_ms:
+                        per_op[r.op_unit_id] = [r.op_unit_id, r.lat, r.lon, at_ms, r.heading,
+                                                r.speed]
+                self._latest_loaded.add(op_id)
+        with self._latest_lock:
+            return list(self.latest.get(op_id, {}).values())
+
+    def _advance(self, op_id: int, rows: list) -> list:
+        """Keep the rows of a tick that are not older than what is known of their unit."""
+        fresh = []
+        with self._latest_lock:
             per_op = self.latest.setdefault(op_id, {})
-            for r in rows:
-                at_ms = int(r.at.replace(tzinfo=r.at.tzinfo or UTC).timestamp() * 1000)
-                cur = per_op.get(r.op_unit_id)
-                if cur is None or cur[3] < at_ms:
-                    per_op[r.op_unit_id] = [r.op_unit_id, r.lat, r.lon, at_ms, r.heading,
-                                            r.speed]
-            self._latest_loaded.add(op_id)
-        return list(self.latest.get(op_id, {}).values())
+            for row in rows:
+                cur = per_op.get(row[0])
+                if cur is None or cur[3] <= row[3]:
+                    per_op[row[0]] = row
+                    fresh.append(row)
+        return fresh
 
     # Bus ------------------------------------------------------------------------
     def on_event(self, event: DomainEvent) -> None:
         t = event.type
         if t == "operations.positions.tick":
-            op_id = event.payload["operation_id"]
-            per_op = self.latest.setdefault(op_id, {})
-            for row in event.payload["u"]:
-                cur = per_op.get(row[0])
-                if cur is None or cur[3] <= row[3]:
-                    per_op[row[0]] = row
-            if self.subs.get(op_id):
-                frame = json.dumps({"type": "positions", "operation_id": op_id,
-                                    "u": event.payload["u"]}, separators=(",", ":"))
-                self._to_loop(self._deliver, op_id, frame)
+            op_id, rows = event.payload["operation_id"], event.payload["u"]
+            # on the loop, in order, so that what a subscriber is sent and the latest
+            # positions it gets on subscribing agree; without a loop, here
+            if not self._to_loop(self._on_tick, op_id, rows):
+                self._advance(op_id, rows)
             return
         if t == "identity.session.revoked":
             self._to_loop(self._revoke, event.payload.get("session_id"))
@@ -443,22 +582,101 @@ class PositionHub:
             if op_id is not None and self.subs.get(op_id):
                 frame = json.dumps({"type": "event", "event": json.loads(
                     event.model_dump_json())})
-                self._to_loop(self._deliver, op_id, frame)
+                self._to_loop(self._deliver_event, op_id, frame)
 
-    def _to_loop(self, fn, *args) -> None:
+    def _to_loop(self, fn, *args) -> bool:
         loop = self.loop
-        if loop is not None and not loop.is_closed():
+        if loop is not None and loop.is_running():
             try:
                 loop.call_soon_threadsafe(fn, *args)
+                return True
             except RuntimeError:  # loop shutting down
                 pass
+        return False
 
-    def _deliver(self, op_id: int, frame: str) -> None:
+    # Delivery (event loop) ---------------------------------------------------------
+    def _on_tick(self, op_id: int, rows: list) -> None:
+        fresh = self._advance(op_id, rows)
+        feed = self.feeds.get(op_id)
+        if feed is None or not fresh:
+            return
+        self._seq += 1
+        feed.push(self._seq, fresh)
+        self._wake(op_id)
+
+    def _deliver_event(self, op_id: int, frame: str) -> None:
         for sub in list(self.subs.get(op_id, ())):
-            try:
-                sub.queue.put_nowait(frame)
-            except asyncio.QueueFull:  # a screen that cannot keep up is cut, not waited for
+            if len(sub.events) >= MAX_EVENTS:
                 sub.close(CLOSE_SLOW)
+                continue
+            sub.events.append(frame)
+        self._wake(op_id)
+
+    def _wake(self, op_id: int) -> None:
+        now = time.monotonic()
+        for sub in list(self.subs.get(op_id, ())):
+            since = sub.sending_since
+            if since is None and sub.unseen:
+                since = sub.unseen[0]
+            if since is not None and now - since > STALL:  # a dead socket: cut
+                if not sub.closed.is_set():
+                    log.warning("closing a websocket of operation %s (session %s): %s for "
+                                "%.0f s", op_id, sub.principal.session_id,
+                                "a send hangs" if sub.sending_since is not None else
+                                "no 'seen' for its last frame", now - since)
+                sub.close(CLOSE_SLOW)
+            else:
+                sub.wake.set()
+
+    def confirm(self, sub: Subscriber) -> None:
+        """A paced subscriber has applied its last positions frame (``seen``)."""
+        if sub.unseen:
+            sub.unseen.popleft()
+        sub.wake.set()
+
+    def next_frame(self, sub: Subscriber) -> str | None:
+        """What ``sub`` is to be sent now: its oldest event frame, else one positions
+        frame with the latest row of each unit that moved since its last one."""
+        if sub.events:
+            return sub.events.popleft()
+        feed = self.feeds.get(sub.operation_id)
+        if feed is None or sub.seen >= feed.seq or len(sub.unseen) >= PACE_WINDOW:
+            return None
+        frame, n = feed.frame_since(sub.seen)
+        if sub.seen < feed.prev:
+            self.stats["sent.merged_frames"] += 1  # it missed ticks: they were merged
+        sub.seen = feed.seq
+        if sub.paced:
+            sub.unseen.append(time.monotonic())
+        self.stats["sent.frames"] += 1
+        self.stats["sent.positions"] += n
+        return frame
+
+    def _has_frame(self, sub: Subscriber) -> bool:
+        if sub.events:
+            return True
+        feed = self.feeds.get(sub.operation_id)
+        return feed is not None and sub.seen < feed.seq and len(sub.unseen) < PACE_WINDOW
+
+    async def pump(self, sub: Subscriber, send: Callable[[str], Awaitable[None]]) -> None:
+        """Send ``sub`` its frames, one at a time, as fast as its socket takes them (and,
+        paced, as it confirms them), in turn with the other subscribers (``_Turns``)."""
+        while True:
+            if not self._has_frame(sub):
+                sub.wake.clear()
+                await sub.wake.wait()
+                continue
+            turns = self._turns
+            if turns is None or turns.loop is not asyncio.get_running_loop():
+                turns = self._turns = _Turns(asyncio.get_running_loop())
+            await turns.turn()
+            frame = self.next_frame(sub)  # built now: the freshest there is
+            if frame is None:
+                continue
+            sub.sending_since = time.monotonic()
+            await send(frame)
+            turns.spend(time.monotonic() - sub.sending_since)
+            sub.sending_since = None
 
     def _revoke(self, session_id: str | None) -> None:
         if not session_id:
@@ -468,12 +686,26 @@ class PositionHub:
                 if sub.principal.session_id == session_id:
                     sub.close(CLOSE_REVOKED)
 
-    def subscribe(self, sub: Subscriber) -> None:
+    def subscribe(self, sub: Subscriber) -> list[list]:
+        """Register ``sub`` (on the event loop) and return the latest position of each
+        unit to start from: every frame it is sent afterwards is newer. Call
+        ``snapshot`` first (in a thread) so that the stored positions are loaded."""
         self.loop = asyncio.get_running_loop()
-        self.subs.setdefault(sub.operation_id, set()).add(sub)
+        op_id = sub.operation_id
+        if op_id not in self.feeds:
+            self.feeds[op_id] = _Feed(op_id, self._seq)
+        sub.seen = self.feeds[op_id].seq
+        self.subs.setdefault(op_id, set()).add(sub)
+        with self._latest_lock:
+            return list(self.latest.get(op_id, {}).values())
 
     def unsubscribe(self, sub: Subscriber) -> None:
-        self.subs.get(sub.operation_id, set()).discard(sub)
+        subs = self.subs.get(sub.operation_id)
+        if subs is not None:
+            subs.discard(sub)
+            if not subs:
+                del self.subs[sub.operation_id]
+                self.feeds.pop(sub.operation_id, None)
 
 
 def get_hub(runtime: Runtime) -> PositionHub:

@@ -174,11 +174,13 @@ const OpsPage = (function () {
     const proto = location.protocol === "https:" ? "wss:" : "ws:";
     const ws = new WebSocket(`${proto}//${location.host}/api/v1/operations/live`);
     S.ws = { close() { closedByUs = true; ws.close(); }, send(m) { if (ws.readyState === 1) ws.send(JSON.stringify(m)); } };
-    ws.onopen = () => ws.send(JSON.stringify({ type: "auth", access_token: (Tocsin.auth() || {}).access_token, operation_id: opId }));
+    // paced: the server sends the next positions frame once this one is applied ("seen"),
+    // merged with whatever moved meanwhile, so a busy screen never falls behind
+    ws.onopen = () => ws.send(JSON.stringify({ type: "auth", access_token: (Tocsin.auth() || {}).access_token, operation_id: opId, paced: true }));
     ws.onmessage = (m) => {
       const msg = JSON.parse(m.data);
       if (msg.type === "ready") { Tocsin.setLiveStatus("live"); applyPositions(msg.positions); }
-      else if (msg.type === "positions") applyPositions(msg.u);
+      else if (msg.type === "positions") { applyPositions(msg.u); if (ws.readyState === 1) ws.send('{"type":"seen"}'); }
       else if (msg.type === "event") onEvent(msg.event);
       else if (msg.type === "ack" && msg.rejected.length) $("share-status").textContent = "refused: " + msg.rejected[0].reason;
       else if (msg.type === "error" && msg.code === "token_expired") { Tocsin.refresh().catch(() => Tocsin.onRevoked && location.reload()); }
