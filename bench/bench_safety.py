@@ -90,6 +90,8 @@ def main() -> None:
     ap.add_argument("--database-url", default=None)
     ap.add_argument("--data-dir", default=None,
                     help="reused when it already holds generated data (nothing is generated)")
+    ap.add_argument("--generate-only", action="store_true",
+                    help="generate into --data-dir and stop (run it outside a benchmark lock)")
     args = ap.parse_args()
     places = args.places or max(1000, args.operations // 50)
     persons = args.persons or max(1000, args.operations // 50)
@@ -111,6 +113,11 @@ def main() -> None:
                  unit_ids=setup_units(rt), rng=rng, box=HELSINKI,
                  progress=lambda m: print(f"{time.perf_counter() - t0:7.0f}s {m}", flush=True))
         gen_s = time.perf_counter() - t0
+    if args.generate_only:
+        print(f"generated into {data_dir} in {time.perf_counter() - t0:.0f} s" if not stored
+              else f"{data_dir} already holds data")
+        rt.stop()
+        return
     with rt.db.session() as s:
         s.execute(text("ANALYZE"))
     with rt.db.read() as s:

@@ -66,7 +66,11 @@ MAX_BRIEFING_PERSONS = 20
 EXPECTED_MATCHES = 3  # persons shown per expected (name, birth date), most likely first
 BRIEFING_OPERATIONS = 8
 BRIEFING_FLAGS = 12
-BRIEFING_PLACES = 50
+# The places a briefing counts operations and reads flags at, nearest first: every place
+# within the radius up to this many (a dense city block has hundreds within 250 m); past it
+# the briefing says its counts cover the nearest ones. It lists the nearest few.
+BRIEFING_PLACES = 2000
+BRIEFING_PLACES_LISTED = 10
 REVIEW_HORIZON = dt.timedelta(days=30)
 POINT_PLACE_SNAP_M = 10.0
 
@@ -210,10 +214,13 @@ def place_for(s: Session, unit_id: int, place: PlaceIn) -> SafetyPlace:
         if found is not None:
             return found
     else:
-        near = _places_near(s, place.lat, place.lon, POINT_PLACE_SNAP_M, limit=5)
-        for p, _d in near:
-            if p.address_key is None:
-                return s.get(SafetyPlace, p.id)
+        near = [p.id for p, _d in _places_near(s, place.lat, place.lon, POINT_PLACE_SNAP_M,
+                                               limit=5)]
+        unnamed = {p.id: p for p in s.scalars(select(SafetyPlace).where(
+            SafetyPlace.id.in_(near), SafetyPlace.address_key.is_(None)))} if near else {}
+        for pid in near:  # nearest first
+            if pid in unnamed:
+                return unnamed[pid]
     p = SafetyPlace(address=place.address, address_key=key, lat=place.lat, lon=place.lon,
                     cell=geo.cell_of(place.lat, place.lon), unit_id=unit_id)
     try:
@@ -231,34 +238,40 @@ def place_for(s: Session, unit_id: int, place: PlaceIn) -> SafetyPlace:
 def _places_near(s: Session, lat: float, lon: float, radius_m: float, limit: int
                  ) -> list[tuple[Row[Any], float]]:
     """The places within ``radius_m`` of the point, nearest first, at most ``limit``:
-    rows (``id, address, address_key, lat, lon``) with their distance in metres.
+    rows (``id, lat, lon``) with their distance in metres, read from the index on
+    (cell, lat, lon) alone (``_place_rows`` reads the addresses of the few shown).
 
-    The grid cells and the bounding box select candidates from the index on
-    (cell, lat, lon) alone; the database orders them by a flat-earth distance and
-    keeps a margin over ``limit``, and only those rows are read and measured exactly
-    (haversine). Over at most 2 km the flat distance errs by under 0.03 % at 60°
-    (``tan(lat) * dlat / 2``): it can misorder only places a few centimetres apart,
-    far fewer than the margin; places at one point keep their id order."""
+    The grid cells and the bounding box select candidates; the database orders them
+    by a flat-earth distance and keeps a margin over ``limit``, which are measured
+    exactly (haversine). Over at most 2 km the flat distance errs by under 0.03 % at
+    60° (``tan(lat) * dlat / 2``): it can misorder only places a few centimetres
+    apart, far fewer than the margin; places at one point keep their id order."""
     ranges = geo.cell_ranges(lat, lon, radius_m)
     cond = or_(*[SafetyPlace.cell.between(a, b) for a, b in ranges])
     south, north, west, east = geo.bbox(lat, lon, radius_m)
     ky = math.radians(geo.EARTH_M)  # metres per degree of latitude
     kx = ky * max(math.cos(math.radians(lat)), 1e-6)
     dy, dx = (SafetyPlace.lat - lat) * ky, (SafetyPlace.lon - lon) * kx
-    nearest = (select(SafetyPlace.id)
-               .where(cond, SafetyPlace.lat.between(south, north),
-                      SafetyPlace.lon.between(west, east))
-               .order_by(dx * dx + dy * dy, SafetyPlace.id).limit(2 * limit + 20))
     out = []
     distance = geo.distance_m
-    for p in s.execute(select(SafetyPlace.id, SafetyPlace.address, SafetyPlace.address_key,
-                              SafetyPlace.lat, SafetyPlace.lon)
-                       .where(SafetyPlace.id.in_(nearest))):
+    for p in s.execute(select(SafetyPlace.id, SafetyPlace.lat, SafetyPlace.lon)
+                       .where(cond, SafetyPlace.lat.between(south, north),
+                              SafetyPlace.lon.between(west, east))
+                       .order_by(dx * dx + dy * dy, SafetyPlace.id).limit(2 * limit + 20)):
         d = distance(lat, lon, p.lat, p.lon)
         if d <= radius_m:
             out.append((p, d))
     out.sort(key=lambda x: (x[1], x[0].id))
     return out[:limit]
+
+
+def _place_rows(s: Session, ids: set[int]) -> dict[int, Row[Any]]:
+    """``id, address, lat, lon`` of the places ``ids``."""
+    if not ids:
+        return {}
+    return {p.id: p for p in s.execute(
+        select(SafetyPlace.id, SafetyPlace.address, SafetyPlace.lat, SafetyPlace.lon)
+        .where(SafetyPlace.id.in_(list(ids))))}
 
 
 # ----------------------------------------------------------------------------- persons
@@ -857,10 +870,11 @@ def briefing_for(runtime: Runtime, principal: Principal, lat: float | None = Non
         near = _places_near(s, lat, lon, radius_m, BRIEFING_PLACES + 1)
         places_truncated = len(near) > BRIEFING_PLACES
         near = near[:BRIEFING_PLACES]
-        place_by_id = {p.id: (p, d) for p, d in near}
-        place_ids = list(place_by_id)
+        distance_of = {p.id: d for p, d in near}
+        place_ids = list(distance_of)
         withheld: Counter[str] = Counter()
-        ops, stats, roles_by_op, linked = _briefing_operations(s, principal, place_ids, withheld)
+        ops, stats, roles_by_op, linked = _briefing_operations(s, principal, place_ids, withheld,
+                                                               now)
 
         # --- persons: expected ones, and those linked to operations here
         matched: dict[int, dict[str, Any]] = {}  # person -> its best match among the queries
@@ -893,13 +907,19 @@ def briefing_for(runtime: Runtime, principal: Principal, lat: float | None = Non
 
         # --- flags on places and persons, never past their expiry
         members = member_ids(s, set(person_units)) if person_units else {}
-        shown_flags = _briefing_flags(rt, s, principal, now, place_by_id, members, readable,
+        shown_flags = _briefing_flags(rt, s, principal, now, distance_of, members, readable,
                                       names, withheld)
         order = {c: i for i, c in enumerate(SEVERITY)}
         shown_flags.sort(key=lambda x: (order.get(x["category"], 99), x["state"] != "active",
                                         x["created_at"]))
         flags_truncated = len(shown_flags) > BRIEFING_FLAGS
         shown_flags = shown_flags[:BRIEFING_FLAGS]
+        listed_places = [p.id for p, _d in near[:BRIEFING_PLACES_LISTED]]
+        place_rows = _place_rows(s, {*listed_places, *(o.place_id for o in ops),
+                                     *(f["place_id"] for f in shown_flags if f["place_id"])})
+        for f in shown_flags:
+            if f["subject"]["kind"] == "place":
+                f["subject"]["address"] = place_rows[f["place_id"]].address
 
     person_out = []
     for pid in sorted(readable, key=lambda i: (not subjects[i]["expected"], i)):
@@ -919,8 +939,8 @@ def briefing_for(runtime: Runtime, principal: Principal, lat: float | None = Non
                     for q in queries]
     op_out = []
     for op in ops:
-        item = _op_out(op, place_by_id[op.place_id][0])
-        item["distance_m"] = round(place_by_id[op.place_id][1], 1)
+        item = _op_out(op, place_rows[op.place_id])
+        item["distance_m"] = round(distance_of[op.place_id], 1)
         item["persons"] = [
             {"id": canon.get(pid), "role": role,
              "name": names.get(canon.get(pid), _NO_NAME)["name"]
@@ -933,11 +953,13 @@ def briefing_for(runtime: Runtime, principal: Principal, lat: float | None = Non
     summary = []
     if shown_flags:
         summary.append(", ".join(dict.fromkeys(f["label"] for f in shown_flags)))
+    where = f"within {radius_m:.0f} m" + (
+        f" (at the {BRIEFING_PLACES} nearest places)" if places_truncated else "")
     if stats["total"]:
-        summary.append(f"{stats['total']} prior operation(s) within {radius_m:.0f} m; "
+        summary.append(f"{stats['total']} prior operation(s) {where}; "
                        f"force used in {stats['force_used']}, injury in {stats['injury']}")
     else:
-        summary.append(f"no prior operation you may see within {radius_m:.0f} m")
+        summary.append(f"no prior operation you may see {where}")
     result = {
         "query": {"lat": lat, "lon": lon, "radius_m": radius_m, "person_ids": person_ids,
                   "address": address, "located": located},
@@ -952,8 +974,10 @@ def briefing_for(runtime: Runtime, principal: Principal, lat: float | None = Non
                         f"not shown (the {len(op_out)} most recent are listed)"
                         if not_shown else None)},
         "persons": person_out,
-        "places": [{"id": p.id, "address": p.address, "lat": p.lat, "lon": p.lon,
-                    "distance_m": round(d, 1)} for p, d in near[:10]],
+        "places": [{"id": pid, "address": place_rows[pid].address, "lat": place_rows[pid].lat,
+                    "lon": place_rows[pid].lon, "distance_m": round(distance_of[pid], 1)}
+                   for pid in listed_places],
+        "places_count": len(near),  # the places counted, flags included; more listed in places
         "places_truncated": places_truncated,
         "withheld": {"operations": withheld["operations"], "flags": withheld["flags"],
                      "persons": withheld["persons"], "total": n_withheld,
@@ -979,7 +1003,7 @@ BRIEFING_LINKED_OPERATIONS = 200  # the most recent operations whose persons a b
 
 
 def _briefing_operations(s: Session, principal: Principal, place_ids: list[int],
-                         withheld: Counter[str]
+                         withheld: Counter[str], now: dt.datetime
                          ) -> tuple[list[Row[Any]], dict[str, int], dict[int, list[Any]],
                                     dict[int, set[str]]]:
     """The operations at ``place_ids`` for a briefing: the most recent the reader may
@@ -989,43 +1013,69 @@ def _briefing_operations(s: Session, principal: Principal, place_ids: list[int],
     still carry their force-wide warnings (a dangerous dog), never the person's
     identity unless it is readable.
 
-    Counts are aggregates and the lists LIMITed queries, all served by the index on
-    (place_id, started_at, id, unit_id, force_used, injury): no operation row is read
-    but the few shown, however many are stored at these places."""
+    Everything is read from the index on (place_id, started_at, id, unit_id, force_used,
+    injury): the counts in one pass over the entries at these places (all, visible, with
+    force, with injury), the most recent in ``_most_recent``, which reads only the
+    entries of a recent span at each place; no operation row is read but those shown."""
     stats = {"total": 0, "force_used": 0, "injury": 0}
     if not place_ids:
         return [], stats, {}, {}
     op = SafetyOperation
     visible = access.readable_units_clause(principal, "field_operation", op.unit_id, op.id)
     at = op.place_id.in_(place_ids)
-    total_all = s.scalar(select(func.count()).select_from(op).where(at)) or 0
-    if total_all:
-        row = s.execute(select(func.count(),
-                               func.coalesce(func.sum(case((op.force_used, 1), else_=0)), 0),
-                               func.coalesce(func.sum(case((op.injury, 1), else_=0)), 0))
-                        .where(at, visible)).one()
-        stats["total"], stats["force_used"], stats["injury"] = map(int, row)
+    seen = case((visible, 1), else_=0)
+    counts = (select(seen.label("seen"), op.force_used, op.injury).where(at)
+              .subquery())
+    row = s.execute(select(func.count(), func.coalesce(func.sum(counts.c.seen), 0),
+                           func.coalesce(func.sum(case((counts.c.force_used, counts.c.seen),
+                                                       else_=0)), 0),
+                           func.coalesce(func.sum(case((counts.c.injury, counts.c.seen),
+                                                       else_=0)), 0))).one()
+    total_all = int(row[0])
+    stats["total"], stats["force_used"], stats["injury"] = map(int, row[1:])
     withheld["operations"] = total_all - stats["total"]
     if not total_all:
         return [], stats, {}, {}
-    recent_first = (op.started_at.desc(), op.id.desc())
     ops: list[Row[Any]] = []
     if stats["total"]:
-        shown = select(op.id).where(at, visible).order_by(*recent_first).limit(
-            BRIEFING_OPERATIONS)
+        shown = [i for i, in _most_recent(s, (at, visible), BRIEFING_OPERATIONS,
+                                          stats["total"], now)]
         ops = sorted(s.execute(select(*_OP_COLUMNS).where(op.id.in_(shown))).all(),
                      key=lambda o: (o.started_at, o.id), reverse=True)
-    recent = select(op.id).where(at).order_by(*recent_first).limit(BRIEFING_LINKED_OPERATIONS)
+    recent = [i for i, in _most_recent(s, (at,), BRIEFING_LINKED_OPERATIONS, total_all, now)]
     link = SafetyOperationPerson
     roles_by_op: dict[int, list[Any]] = {}
     linked: dict[int, set[str]] = {}
     for op_id, pid, role in s.execute(
             select(link.operation_id, link.person_id, link.role)
-            .where(or_(link.operation_id.in_(recent),
-                       link.operation_id.in_([o.id for o in ops])))):
+            .where(link.operation_id.in_(list({*recent, *(o.id for o in ops)})))):
         roles_by_op.setdefault(op_id, []).append((pid, role))
         linked.setdefault(pid, set()).add(role)
     return ops, stats, roles_by_op, linked
+
+
+# Spans of time (days back from now) tried in turn for the most recent operations at a
+# set of places: each try reads, at each place, only the index entries of its span.
+RECENT_SPANS_DAYS = (8, 32, 128, 512, 2048)
+
+
+def _most_recent(s: Session, where: tuple[Any, ...], limit: int, matching: int,
+                 now: dt.datetime) -> list[Row[Any]]:
+    """Ids of the ``limit`` most recent operations meeting ``where`` (``matching`` of
+    them in all), recent first.
+
+    Sorting every operation at hundreds of places to keep eight costs a pass over all
+    of them; the most recent are found in a span of the last days instead, widened
+    until it holds ``limit`` (those are then the most recent of all, since everything
+    outside the span is older), and only then the whole history."""
+    op = SafetyOperation
+    q = select(op.id).where(*where).order_by(op.started_at.desc(), op.id.desc()).limit(limit)
+    if matching > 4 * limit:  # few: one read of them all costs less than a miss
+        for days in RECENT_SPANS_DAYS:
+            rows = s.execute(q.where(op.started_at >= now - dt.timedelta(days=days))).all()
+            if len(rows) >= limit:
+                return rows
+    return s.execute(q).all()
 
 
 def _display_names(s: Session, person_ids: list[int]) -> dict[int, dict[str, Any]]:
@@ -1042,19 +1092,19 @@ def _display_names(s: Session, person_ids: list[int]) -> dict[int, dict[str, Any
 
 
 def _briefing_flags(rt: Runtime, s: Session, principal: Principal, now: dt.datetime,
-                    place_by_id: dict[int, tuple[Any, float]], members: dict[int, int],
+                    distance_of: dict[int, float], members: dict[int, int],
                     readable: set[int], names: dict[int, dict[str, Any]],
                     withheld: Counter[str]) -> list[dict[str, Any]]:
     """Live flags on the briefing's places and persons the reader may see (the others
     counted in ``withheld``), each with its subject."""
-    if not place_by_id and not members:
+    if not distance_of and not members:
         return []
     flag = SafetyRiskFlag
     # Found by their subject's index alone (a place or a person has few flags), and only
     # then kept if live: a filter on status or expiry in SQL could lead the planner to
     # their far less selective indexes.
     flags = [f for f in s.execute(select(flag.__table__).where(
-        or_(flag.place_id.in_(list(place_by_id)) if place_by_id else false(),
+        or_(flag.place_id.in_(list(distance_of)) if distance_of else false(),
             flag.person_id.in_(list(members)) if members else false())))
         if f.status in ("pending", "active") and as_utc(f.expires_at) > now]
     authors = _author_names(s, {f.author_id for f in flags})
@@ -1064,10 +1114,9 @@ def _briefing_flags(rt: Runtime, s: Session, principal: Principal, now: dt.datet
             withheld["flags"] += 1
             continue
         item = flag_out(f, now, author=authors.get(f.author_id))
-        if f.place_id:
-            p, d = place_by_id[f.place_id]
-            item["subject"] = {"kind": "place", "id": p.id, "address": p.address,
-                               "distance_m": round(d, 1)}
+        if f.place_id:  # its address is added once the flags shown are chosen
+            item["subject"] = {"kind": "place", "id": f.place_id, "address": None,
+                               "distance_m": round(distance_of[f.place_id], 1)}
         else:
             owner = members[f.person_id]
             item["subject"] = {"kind": "person", "id": owner if owner in readable else None,
