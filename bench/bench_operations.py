@@ -20,9 +20,10 @@ subscribed to the operation. Measures, over a fixed window:
 
 The commanders connect first, then the feeders, then ``WARMUP`` seconds of feeding
 before the window. Clients are paced as the browser is (``seen`` after each positions
-frame); ``--unpaced`` for a server without pacing. ``--no-deflate`` makes the clients
-not offer permessage-deflate (browsers always do) to show a server that would not
-compress these frames per connection.
+frame); ``--unpaced`` for a server without pacing. Screens ask for binary positions
+frames (as the browser does) and the server does not compress per socket (the default,
+``TOCSIN_WS_DEFLATE=false``); ``--compare`` adds, in the same run, one node with the
+wire of before: JSON text frames, permessage-deflate per socket.
 
 Delivery is conflated: a commander whose socket is still busy with a frame gets the
 next one with the latest position of each unit that moved meanwhile, so a lagging
@@ -34,7 +35,7 @@ Targets from the issue: >= 10,000 updates/s ingested, p99 < 250 ms, one node and
 
     .venv/bin/python bench/bench_operations.py [--seconds 10] [--units 5000]
         [--commanders 200] [--rate 10000] [--feeders 10] [--no-redis] [--unpaced]
-        [--no-deflate]
+        [--compare]
 """
 
 from __future__ import annotations
@@ -56,11 +57,15 @@ from operator import itemgetter
 from pathlib import Path
 
 import httpx
+import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 PASSWORD = "bench password 1"
+# a binary positions frame's rows after its 16-byte header (tocsin.operations.positions)
+ROW = np.dtype([("uid", "<u4"), ("lat", "<i4"), ("lon", "<i4"), ("at", "<f8"),
+                ("heading", "<f4"), ("speed", "<f4")])
 WARMUP = 5.0  # seconds of feeding before the measured window
 LAT, LON = 60.17, 24.94
 
@@ -107,11 +112,12 @@ def setup(data_dir: Path, units: int) -> int:
     return op["id"]
 
 
-def start_node(data_dir: Path, bus_url: str | None) -> tuple[subprocess.Popen, str]:
+def start_node(data_dir: Path, bus_url: str | None,
+               deflate: bool = False) -> tuple[subprocess.Popen, str]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TOCSIN_")}
     env.update(TOCSIN_DATA_DIR=str(data_dir), TOCSIN_PORT=str(port),
-               TOCSIN_LOGIN_MAX_FAILURES="100000")
+               TOCSIN_LOGIN_MAX_FAILURES="100000", TOCSIN_WS_DEFLATE=str(deflate).lower())
     if bus_url:
         env["TOCSIN_BUS_URL"] = bus_url
     with open(data_dir / f"node-{port}.log", "w") as log:  # the child keeps its copy
@@ -138,18 +144,21 @@ def login(url: str, username: str) -> str:
 SEEN = json.dumps({"type": "seen"})
 
 
-async def _open(ws_url: str, token: str, op_id: int, paced: bool):
+async def _open(ws_url: str, token: str, op_id: int, paced: bool, gateway: bool = False):
     """A websocket on the operation; ``paced`` as the browser client is: it confirms each
-    positions frame (``seen``) once it has handled it."""
+    positions frame (``seen``) once it has handled it; a ``gateway`` gets no positions."""
     import websockets
 
     for attempt in range(5):  # a screen whose connection fails tries again, as the page does
         try:
             ws = await websockets.connect(
                 ws_url, max_size=None, open_timeout=60, ping_interval=None,
-                compression=None if os.environ.get("BENCH_OPS_NO_DEFLATE") else "deflate")
+                compression="deflate")  # offered, as browsers do; the server decides
             await ws.send(json.dumps({"type": "auth", "access_token": token,
-                                      "operation_id": op_id, "paced": paced}))
+                                      "operation_id": op_id, "paced": paced,
+                                      "format": os.environ.get("BENCH_OPS_FORMAT",
+                                                               "binary"),
+                                      "positions": not gateway}))
             ready = json.loads(await ws.recv())
         except (OSError, websockets.WebSocketException) as exc:
             print(f"connection failed ({exc!r}), trying again", file=sys.stderr)
@@ -197,17 +206,22 @@ async def _commanders(urls, tokens, op_id, count, offset, sample_every, seconds,
             while True:
                 raw = await ws.recv()
                 now = time.time() * 1000
-                msg = json.loads(raw)
-                if msg.get("type") != "positions":
-                    continue
+                if isinstance(raw, bytes):  # a binary positions frame: decoded as a page does
+                    rows = np.frombuffer(raw, ROW, offset=16)
+                    assert len(raw) == 16 + rows.size * ROW.itemsize
+                    ats = rows["at"]
+                else:
+                    msg = json.loads(raw)
+                    if msg.get("type") != "positions":
+                        continue
+                    ats = np.fromiter(map(at, msg["u"]), float)
                 if span[0] <= now <= span[1]:
-                    u = msg["u"]
                     frames += 1
-                    updates += len(u)
+                    updates += ats.size
                     if sampled:  # the age of every position this commander receives
-                        full.extend([now - r[3] for r in u])
-                    if u:
-                        worst.append(now - at(min(u, key=at)))
+                        full.extend((now - ats).tolist())
+                    if ats.size:
+                        worst.append(now - float(ats.min()))
                     if last is not None:
                         gaps.append(now - last)
                     last = now
@@ -245,7 +259,7 @@ async def feeders(url: str, token: str, op_id: int, unit_ids: list[int], n: int,
     (warm-up) until ``window["start"]`` plus ``seconds``; counted only within that
     window."""
     ws_url = url.replace("http", "ws") + "/api/v1/operations/live"
-    socks = [await _open(ws_url, token, op_id, paced) for _ in range(n)]
+    socks = [await _open(ws_url, token, op_id, paced, gateway=True) for _ in range(n)]
     connected()  # sets window["start"]
     per_feeder = [unit_ids[i::n] for i in range(n)]
     interval = 0.05
@@ -257,7 +271,7 @@ async def feeders(url: str, token: str, op_id: int, unit_ids: list[int], n: int,
     async def acks(ws) -> None:
         while True:
             raw = await ws.recv()
-            if raw.startswith('{"type":"positions"'):  # a gateway has no use for them
+            if isinstance(raw, bytes) or raw.startswith('{"type":"positions"'):  # no use
                 if paced:
                     await ws.send(SEEN)
                 continue
@@ -294,7 +308,7 @@ async def feeders(url: str, token: str, op_id: int, unit_ids: list[int], n: int,
 
     ackers = [asyncio.create_task(acks(ws)) for ws in socks]
     await asyncio.gather(*(feed(k, ws) for k, ws in enumerate(socks)))
-    await asyncio.sleep(1.0)  # last acks
+    await asyncio.sleep(2.0)  # last acks (each comes once its positions are stored)
     for t in ackers:
         t.cancel()
     with contextlib.suppress(Exception):
@@ -436,12 +450,9 @@ def main() -> None:
     ap.add_argument("--no-redis", action="store_true")
     ap.add_argument("--unpaced", action="store_true",
                     help="clients do not confirm positions frames (a server before pacing)")
-    ap.add_argument("--no-deflate", action="store_true",
-                    help="clients do not offer permessage-deflate (browsers do; this shows "
-                         "a server that would not compress these frames)")
+    ap.add_argument("--compare", action="store_true",
+                    help="also one node with JSON text frames and per-socket deflate")
     args = ap.parse_args()
-    if args.no_deflate:
-        os.environ["BENCH_OPS_NO_DEFLATE"] = "1"  # read by every process that connects
     rows = []
     with tempfile.TemporaryDirectory(prefix="tocsin-bench-ops-") as tmp:
         data = Path(tmp) / "one"
@@ -455,6 +466,15 @@ def main() -> None:
         finally:
             proc.terminate()
             proc.wait(20)
+        if args.compare:
+            os.environ["BENCH_OPS_FORMAT"] = "json"  # read by the commander processes
+            proc, url = start_node(data, None, deflate=True)
+            try:
+                rows.append(scenario("JSON + deflate", [url], args, op_id, unit_ids, data))
+            finally:
+                proc.terminate()
+                proc.wait(20)
+                del os.environ["BENCH_OPS_FORMAT"]
         redis = None if args.no_redis else start_redis()
         if redis:
             rproc, bus = redis
@@ -473,8 +493,8 @@ def main() -> None:
     print(f"{args.units} units moving, {args.commanders} commander websockets, "
           f"{args.feeders} feeder websockets offering {args.rate}/s, {args.seconds:.0f} s, "
           f"{os.cpu_count()} cores (server, feeders and commanders on the same machine); "
-          f"clients {'unpaced' if args.unpaced else 'paced'}, permessage-deflate "
-          f"{'off' if args.no_deflate else 'on (as browsers)'}")
+          f"clients {'unpaced' if args.unpaced else 'paced'}; binary positions frames, no "
+          f"per-socket deflate, unless the scenario says otherwise")
     print("age = from the feeder's timestamp to arrival in a commander's socket, for every "
           "position received;")
     print("conflation: a commander still busy with a frame gets the latest position of each "
@@ -503,7 +523,13 @@ def main() -> None:
         print(f"   {args.commanders} commanders connected in {r['connect_s']:.1f} s, then "
               f"{WARMUP:.0f} s of feeding before the window")
     print(f"{'peer: one HTTP request per position':<38} {naive:>10,.0f} updates/s  "
-          f"(batched websocket path: {rows[0]['ingested'] / max(naive, 1):.1f}x)")
+          f"(batched websocket path: {rows[0]['ingested'] / max(naive, 1):.1f}x; each "
+          "answer waits for its position to be stored)")
+    before = next((r for r in rows if r["name"] == "JSON + deflate"), None)
+    if before:
+        print(f"binary, no per-socket deflate vs JSON + deflate: p99 "
+              f"{before['p99'] / max(rows[0]['p99'], 1e-9):.1f}x lower, positions delivered "
+              f"{rows[0]['delivered'] / max(before['delivered'], 1):.1f}x")
 
 
 if __name__ == "__main__":

@@ -83,7 +83,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     host = args.host or rt.settings.host
     port = args.port or rt.settings.port
     print(f"Tocsin listening on http://{host}:{port}/", flush=True)
-    uvicorn.run(create_app(runtime=rt), host=host, port=port, log_level="warning")
+    uvicorn.run(create_app(runtime=rt), host=host, port=port, log_level="warning",
+                ws_per_message_deflate=rt.settings.ws_deflate)
     return 0
 
 

@@ -29,6 +29,10 @@ class Settings(BaseSettings):
     keys_dir: Path | None = None
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    ws_deflate: bool = Field(
+        default=False, description="negotiate permessage-deflate on websockets: off, since "
+        "compressing each frame for each socket costs more CPU than the whole fan-out and "
+        "a zlib context per socket; the big frames (positions) are compact binary")
     access_token_ttl: int = Field(default=900, ge=10, description="seconds")
     refresh_token_ttl: int = Field(default=30 * 86400, ge=60, description="seconds")
     max_body_bytes: int = Field(default=1_000_000, ge=1024)

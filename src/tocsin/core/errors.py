@@ -58,6 +58,13 @@ class TooLarge(TocsinError):
     code = "too_large"
 
 
+class Unavailable(TocsinError):
+    """Could not be done now (storage unreachable...): the client may send it again."""
+
+    status = 503
+    code = "unavailable"
+
+
 class TooManyRequests(TocsinError):
     status = 429
     code = "too_many_requests"

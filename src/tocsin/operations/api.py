@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query, Request, Response, WebSocket, WebSocketDis
 from fastapi.responses import FileResponse, HTMLResponse
 
 from tocsin.core.database import utcnow
-from tocsin.core.errors import BadInput, TocsinError, TooManyRequests
+from tocsin.core.errors import BadInput, TocsinError, TooManyRequests, Unavailable
 from tocsin.core.http import PrincipalDep, RuntimeDep
 from tocsin.operations import schemas as sc
 from tocsin.operations.positions import Subscriber, get_hub
@@ -23,6 +23,7 @@ PHOTO_PREFIX = "/api/v1/operations/photos/"
 AUTH_TIMEOUT = 10
 MAX_WS_ITEMS = 5000
 CLOSE_TIMEOUT = 2
+STORE_TIMEOUT = 10  # seconds a position POST waits for its rows to be written
 
 
 def _svc(rt):
@@ -188,10 +189,16 @@ def alert_cap(op_id: int, alert_id: int, p: PrincipalDep, rt: RuntimeDep) -> Res
 @router.post("/{op_id}/positions")
 def post_positions(op_id: int, body: sc.PositionsIn, p: PrincipalDep, rt: RuntimeDep) -> dict:
     rights = _svc(rt).check(p, op_id)
-    result = get_hub(rt).ingest(body.items, source="api", client=f"user:{p.session_id}",
-                                principal=p, operation_id=op_id,
-                                manage_ops=frozenset([op_id]) if rights["manage"] else
-                                frozenset())
+    hub = get_hub(rt)
+    result, mark = hub.accept(body.items, source="api", client=f"user:{p.session_id}",
+                              principal=p, operation_id=op_id,
+                              manage_ops=frozenset([op_id]) if rights["manage"] else
+                              frozenset())
+    stored = hub.wait_stored(mark, STORE_TIMEOUT)  # the answer says they are stored
+    if not stored:
+        raise Unavailable("positions could not be stored " + (
+            "in time" if stored is None else "(database unreachable)") + "; send them again",
+            code="positions.not_stored")
     if body.items and not result["accepted"]:
         reasons = {r["reason"] for r in result["rejected"]}
         if reasons == {"rate_limited"}:
@@ -240,15 +247,18 @@ def report_pdf(op_id: int, p: PrincipalDep, rt: RuntimeDep) -> Response:
 # The operation websocket ------------------------------------------------------------------
 @router.websocket("/live")
 async def live(ws: WebSocket) -> None:
-    """``{"type": "auth", "access_token", "operation_id", "paced"?}`` first; then the
-    server sends ``ready`` (with the latest positions), ``positions`` frames and
-    ``event`` frames (journal, orders, sectors...). A ``positions`` frame has the latest
+    """``{"type": "auth", "access_token", "operation_id", "paced"?, "format"?}`` first;
+    then the server sends ``ready`` (with the latest positions), ``positions`` frames and
+    ``event`` frames (journal, orders, sectors...). With ``"format": "binary"`` the
+    ``positions`` frames are binary messages (``positions.encode_binary``; what the
+    browser asks for), JSON text otherwise; ``"positions": false`` (a gateway feeding
+    positions) gets no positions frames. A ``positions`` frame has the latest
     position of each unit that moved since the previous one: one per tick while the
     client keeps up, fewer and fuller when it lags (intermediate fixes are skipped,
     never reordered). A client that authenticated with ``"paced": true`` sends
     ``{"type": "seen"}`` when it has applied a ``positions`` frame, and never has more
     than two unconfirmed. The client may send its own ``position``/``positions``; each gets
-    an ``ack`` with the rejected ones and why."""
+    an ``ack`` with the rejected ones and why, once the accepted ones are stored."""
     rt = ws.app.state.runtime
     hub = get_hub(rt)
     await ws.accept()
@@ -269,11 +279,15 @@ async def live(ws: WebSocket) -> None:
             await ws.send_json({"type": "error", "code": code})
             await ws.close(code=4401 if "token" in code or "session" in code else 4403)
         return
-    sub = Subscriber(principal, op_id, rights["manage"], paced=first.get("paced") is True)
+    sub = Subscriber(principal, op_id, rights["manage"], paced=first.get("paced") is True,
+                     binary=first.get("format") == "binary",
+                     positions=first.get("positions") is not False)
     snapshot = hub.subscribe(sub)  # the same rows, or newer ones that came meanwhile
     manage_ops = frozenset([op_id]) if rights["manage"] else frozenset()
     await ws.send_text(json.dumps({"type": "ready", "operation_id": op_id,
                                    "manage": rights["manage"], "positions": snapshot}))
+
+    acks: list[asyncio.Task] = []
 
     async def receive() -> None:
         while True:
@@ -297,18 +311,31 @@ async def live(ws: WebSocket) -> None:
                 items = data["items"][:MAX_WS_ITEMS]
             else:
                 continue  # pings and unknown frames are ignored
-            result = hub.ingest(items, source="ws", client=f"ws:{id(sub)}",
-                                principal=principal, manage_ops=manage_ops,
-                                operation_id=op_id, rate_key=f"user:{principal.session_id}")
-            await ws.send_text(json.dumps({"type": "ack", "id": data.get("id"), **result}))
+            result, mark = hub.accept(items, source="ws", client=f"ws:{id(sub)}",
+                                      principal=principal, manage_ops=manage_ops,
+                                      operation_id=op_id,
+                                      rate_key=f"user:{principal.session_id}")
+            # acknowledged once stored, without holding up the next batch
+            acks.append(asyncio.create_task(ack(data.get("id"), result, mark)))
+            if len(acks) > 64:
+                acks[:] = [t for t in acks if not t.done()]
 
-    tasks = [asyncio.create_task(hub.pump(sub, ws.send_text)),
+    async def ack(msg_id, result: dict, mark: tuple[int, int]) -> None:
+        if not await hub.stored(mark):  # dropped: the database was unreachable too long
+            result = {"accepted": 0, "rejected": result["rejected"],
+                      "not_stored": result["accepted"]}
+        await ws.send_text(json.dumps({"type": "ack", "id": msg_id, **result}))
+
+    async def send(frame: str | bytes) -> None:
+        await (ws.send_bytes(frame) if isinstance(frame, bytes) else ws.send_text(frame))
+
+    tasks = [asyncio.create_task(hub.pump(sub, send)),
              asyncio.create_task(receive()), asyncio.create_task(sub.closed.wait())]
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
         hub.unsubscribe(sub)
-        for t in tasks:
+        for t in tasks + acks:
             t.cancel()
         # a dead socket takes nothing: do not wait on it for ever
         if sub.close_code != 1000:

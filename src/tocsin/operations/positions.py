@@ -29,10 +29,13 @@ Positions do not go through one transaction each. The path is:
    screens takes turns (``_Turns``) so that it never holds the event loop for long.
    Only a socket that makes no progress (a send, or a paced ``seen``) for ``STALL``
    seconds is cut (``CLOSE_SLOW``).
-3. Every ``FLUSH`` (1 s) the flush thread writes the buffered positions with one
+3. Every ``FLUSH`` (200 ms) the flush thread writes the buffered positions with one
    multi-row insert and, in the same transaction, emits one summarising domain
    event ``operations.positions.flushed`` per operation (count, units, time
    span) for the ledger. A failed flush keeps the rows for the next attempt.
+   A sender's acknowledgement waits for that commit (``accept`` gives the mark,
+   ``stored``/``wait_stored`` wait for it): what is acknowledged survives a killed
+   process; screens see positions at the tick, before they are stored.
 
 Rejected positions are never silently dropped: the sender gets the reason back
 (``ingest`` returns them) and they are counted in ``stats`` and logged.
@@ -42,9 +45,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import heapq
+import itertools
 import json
 import logging
 import math
+import struct
 import threading
 import time
 import uuid
@@ -64,7 +70,7 @@ from tocsin.operations.models import Operation, OpUnit, Position
 log = logging.getLogger(__name__)
 
 TICK = 0.05
-FLUSH = 1.0
+FLUSH = 0.2
 FUTURE_SKEW = 30.0  # seconds a device clock may run ahead
 MARGIN_KM = 25.0  # how far outside the operation's area a position is still accepted
 RATE = 5.0  # positions per second per unit and sender (see ``ingest``), sustained
@@ -73,6 +79,10 @@ MAX_PENDING = 2_000_000  # rows kept in memory while the database is unreachable
 STALL = 10.0  # seconds a send may make no progress before the socket is cut (CLOSE_SLOW)
 PACE_WINDOW = 2  # positions frames a paced subscriber may have unconfirmed (one in flight)
 SLICE = 0.02  # seconds of sending to screens per event-loop iteration (see ``_Turns``)
+# a buffered row: operation_id, op_unit_id, at (epoch s), lat, lon, heading, speed,
+# accuracy, source; written in this column order
+POSITION_COLUMNS = ("operation_id", "op_unit_id", "at", "lat", "lon", "heading", "speed",
+                    "accuracy", "source")
 MAX_EVENTS = 10_000  # event frames (journal, orders...) waiting per subscriber; a bound only
 CLOSE_REVOKED = 4401
 CLOSE_SLOW = 4408
@@ -111,6 +121,8 @@ class Subscriber:
     operation_id: int
     manage: bool
     paced: bool = False
+    binary: bool = False  # positions frames in the binary format (``encode_binary``)
+    positions: bool = True  # False: a gateway that feeds positions and needs none back
     seen: int = 0
     unseen: deque = field(default_factory=deque)  # paced: when its unconfirmed frames went
     events: deque = field(default_factory=deque)
@@ -129,41 +141,88 @@ def _fragment(row: list) -> str:
     return "[" + ",".join(["null" if v is None else repr(v) for v in row]) + "]"
 
 
+# The binary positions frame, for screens (the browser asks for it): a 16-byte header
+# (u8 kind = 1, u8 version = 1, u16 zero, u32 operation id, u32 row count, u32 zero)
+# then 28 bytes per row: u32 op_unit_id, i32 lat and i32 lon in 1e-7 degrees, f64 epoch
+# milliseconds, f32 heading and f32 speed (NaN for none); little-endian. A third of the
+# JSON, decoded with a DataView (or numpy) instead of parsed, and never compressed per
+# connection: the same bytes go to every screen that is up to date.
+BINARY_HEADER = struct.Struct("<BBHII4x")
+BINARY_ROW = struct.Struct("<Iiidff")
+_NAN = float("nan")
+
+
+def _packed(row: list) -> bytes:
+    uid, lat, lon, at, heading, speed = row[:6]
+    return BINARY_ROW.pack(uid, round(lat * 1e7), round(lon * 1e7), at,
+                           _NAN if heading is None else heading, _NAN if speed is None else speed)
+
+
+def encode_binary(op_id: int, rows: list) -> bytes:
+    """A binary positions frame of ``rows`` (``[uid, lat, lon, at_ms, heading, speed]``)."""
+    return BINARY_HEADER.pack(1, 1, 0, op_id, len(rows)) + b"".join(map(_packed, rows))
+
+
+def decode_binary(frame: bytes) -> tuple[int, list[list]]:
+    """The operation id and rows of a binary positions frame (what a client does)."""
+    if len(frame) < BINARY_HEADER.size:
+        raise ValueError("not a positions frame")
+    kind, version, _, op_id, count = BINARY_HEADER.unpack_from(frame)
+    if kind != 1 or version != 1 or len(frame) != BINARY_HEADER.size + count * BINARY_ROW.size:
+        raise ValueError("not a positions frame")
+    rows = []
+    for uid, lat, lon, at, heading, speed in BINARY_ROW.iter_unpack(
+            memoryview(frame)[BINARY_HEADER.size:]):
+        rows.append([uid, lat / 1e7, lon / 1e7, int(at), None if math.isnan(heading) else
+                     heading, None if math.isnan(speed) else speed])
+    return op_id, rows
+
+
 class _Feed:
     """The positions sent to one operation's subscribers on this node (event loop only).
 
-    ``rows`` holds the latest row of each unit as a JSON fragment with the sequence
-    number of the tick that brought it, in the order they arrived: the units that moved
-    after sequence ``k`` are a suffix. A subscriber that has everything up to ``k`` is
-    sent that suffix, one row per unit, the latest; the frame is built once per ``k``
-    and shared by every subscriber at ``k`` (after a tick, all those that were
-    up to date)."""
+    ``rows`` holds the latest row of each unit (and, once sent, its JSON fragment and
+    its packed binary form) with the sequence number of the tick that brought it, in
+    the order they arrived: the units that moved after sequence ``k`` are a suffix. A subscriber
+    that has everything up to ``k`` is sent that suffix, one row per unit, the latest;
+    the frame is built once per ``k`` and format and shared by every subscriber at
+    ``k`` (after a tick, all those that were up to date)."""
 
     def __init__(self, op_id: int, seq: int):
+        self.op_id = op_id
         self.prefix = f'{{"type":"positions","operation_id":{op_id},"u":['
         self.seq = self.prev = seq
-        self.rows: OrderedDict[int, tuple[int, str]] = OrderedDict()
-        self.frames: dict[int, tuple[str, int]] = {}
+        # uid -> [seq, row, JSON fragment, packed row]; each form made when first sent
+        self.rows: OrderedDict[int, list] = OrderedDict()
+        self.frames: dict[tuple[int, bool], tuple[str | bytes, int]] = {}
 
     def push(self, seq: int, rows: list) -> None:
         self.prev, self.seq = self.seq, seq
         od = self.rows
         for row in rows:
             uid = row[0]
-            od[uid] = (seq, _fragment(row))
+            od[uid] = [seq, row, None, None]
             od.move_to_end(uid)
         self.frames = {}
 
-    def frame_since(self, k: int) -> tuple[str, int]:
+    def frame_since(self, k: int, binary: bool = False) -> tuple[str | bytes, int]:
         """The frame for a subscriber that has everything up to ``k``, and its row count."""
-        got = self.frames.get(k)
+        got = self.frames.get((k, binary))
         if got is None:
             parts = []
-            for seq, frag in reversed(self.rows.values()):
-                if seq <= k:
+            form, make = (3, _packed) if binary else (2, _fragment)
+            for entry in reversed(self.rows.values()):
+                if entry[0] <= k:
                     break
-                parts.append(frag)
-            got = self.frames[k] = (self.prefix + ",".join(parts) + "]}", len(parts))
+                part = entry[form]
+                if part is None:
+                    part = entry[form] = make(entry[1])
+                parts.append(part)
+            if binary:
+                frame = BINARY_HEADER.pack(1, 1, 0, self.op_id, len(parts)) + b"".join(parts)
+            else:
+                frame = self.prefix + ",".join(parts) + "]}"
+            got = self.frames[(k, binary)] = (frame, len(parts))
         return got
 
 
@@ -251,6 +310,13 @@ class PositionHub:
         self.rt = runtime
         self.node = uuid.uuid4().hex[:8]
         self.lock = threading.Lock()
+        # rows accepted so far, rows settled (written, or dropped: the oldest first),
+        # the last dropped one; waiters for a mark, on the event loop and in threads
+        self._accepted_n = self._settled_n = self._lost_upto = 0
+        self._settled = threading.Condition(self.lock)
+        self._waiters: list[tuple[int, int, asyncio.Future, int]] = []
+        self._waiter_ids = itertools.count()
+        self._insert: tuple | None = None  # (dialect, SQL, parameter order, time processor)
         self.pending: list[tuple] = []
         self.outgoing: dict[int, dict[int, list]] = {}
         self.latest: dict[int, dict[int, list]] = {}
@@ -361,15 +427,17 @@ class PositionHub:
         rejected.append({"index": index, "reason": reason})
         self.stats["rejected." + reason] += 1
 
-    def ingest(self, items: list, *, source: str, client: str,
+    def accept(self, items: list, *, source: str, client: str,
                principal: Principal | None = None, manage_ops: frozenset[int] = frozenset(),
-               operation_id: int | None = None, rate_key: str | None = None) -> dict:
+               operation_id: int | None = None,
+               rate_key: str | None = None) -> tuple[dict, tuple[int, int]]:
         """Validate and buffer positions. ``principal`` None means a trusted gateway
         (the CoT listener); otherwise the sender must be a member of each unit or
         manage its operation. The flood limit applies per unit and ``rate_key``
         (default ``client``): a key that outlives a connection (a device session, or
         one key for all CoT connections) so that reconnecting does not refill it.
-        Returns ``{"accepted": n, "rejected": [...]}``."""
+        Returns ``{"accepted": n, "rejected": [...]}`` and the mark of the accepted rows
+        (``stored`` tells when they are in the database)."""
         now = time.time()
         rejected: list[dict] = []
         accepted_rows: list[tuple] = []
@@ -425,8 +493,11 @@ class PositionHub:
                 continue
             bucket[0] -= 1.0
             accepted_rows.append((op.id, uid, at, lat, lon, heading, speed, acc, source))
+        mark = (0, 0)
         if accepted_rows:
             with self.lock:
+                mark = (self._accepted_n + 1, self._accepted_n + len(accepted_rows))
+                self._accepted_n = mark[1]
                 self.pending.extend(accepted_rows)
                 for op_id, uid, at, lat, lon, heading, speed, _acc, _src in accepted_rows:
                     per_op = self.outgoing.setdefault(op_id, {})
@@ -437,7 +508,56 @@ class PositionHub:
             self.stats["accepted"] += len(accepted_rows)
         if rejected:
             self._log_rejections(client)
-        return {"accepted": len(accepted_rows), "rejected": rejected}
+        return {"accepted": len(accepted_rows), "rejected": rejected}, mark
+
+    def ingest(self, items: list, **kw) -> dict:
+        """``accept`` without waiting for storage (its result only)."""
+        return self.accept(items, **kw)[0]
+
+    # Storage marks ---------------------------------------------------------------
+    def wait_stored(self, mark: tuple[int, int], timeout: float) -> bool | None:
+        """Wait (a thread) until the rows of ``mark`` are written: True, or False if they
+        were dropped (database unreachable too long), None if not yet after ``timeout``."""
+        first, last = mark
+        if not last:
+            return True  # nothing was accepted
+        with self._settled:
+            if not self._settled.wait_for(lambda: self._settled_n >= last, timeout):
+                return None
+            return first > self._lost_upto
+
+    async def stored(self, mark: tuple[int, int]) -> bool:
+        """Wait (the event loop) until the rows of ``mark`` are written: True, or False if
+        they were dropped (database unreachable too long)."""
+        first, last = mark
+        if not last:
+            return True  # nothing was accepted
+        with self.lock:
+            if self._settled_n >= last:
+                return first > self._lost_upto
+        loop = asyncio.get_running_loop()
+        if self.loop is None:
+            self.loop = loop
+        fut = loop.create_future()
+        heapq.heappush(self._waiters, (last, next(self._waiter_ids), fut, first))
+        self._wake_stored()  # settled meanwhile, on another loop turn
+        return await fut
+
+    def _settle(self, rows: int, dropped: int = 0) -> None:
+        """(flush, under ``lock``) ``rows`` more written, ``dropped`` more given up."""
+        self._settled_n += rows + dropped
+        if dropped:
+            self._lost_upto = self._settled_n
+        self._settled.notify_all()
+
+    def _wake_stored(self) -> None:
+        """(event loop) Resolve the waiters whose rows are settled."""
+        with self.lock:
+            settled, lost = self._settled_n, self._lost_upto
+        while self._waiters and self._waiters[0][0] <= settled:
+            _, _, fut, first = heapq.heappop(self._waiters)
+            if not fut.done():
+                fut.set_result(first > lost)
 
     def _log_rejections(self, client: str) -> None:
         now = time.monotonic()
@@ -487,11 +607,7 @@ class PositionHub:
                 s_["first"], s_["last"] = min(s_["first"], at), max(s_["last"], at)
             with self.rt.db.session() as s:
                 sa_event.listen(s, "after_commit", lambda _s: committed.set())
-                s.execute(insert(Position), [
-                    {"operation_id": r[0], "op_unit_id": r[1],
-                     "at": dt.datetime.fromtimestamp(r[2], UTC), "lat": r[3], "lon": r[4],
-                     "heading": r[5], "speed": r[6], "accuracy": r[7], "source": r[8]}
-                    for r in rows])
+                self._write_rows(s, rows)
                 for op_id, sm in summary.items():
                     info = self.op(op_id)
                     emit(s, DomainEvent(
@@ -503,12 +619,12 @@ class PositionHub:
                                  .isoformat(),
                                  "last": dt.datetime.fromtimestamp(sm["last"], UTC)
                                  .isoformat()}))
-            self.stats["flushed"] += len(rows)
+            self._stored(len(rows))
             return len(rows)
         except Exception:
             if committed.is_set():  # stored; only publishing the summary failed
                 log.exception("positions stored but their summary event was not published")
-                self.stats["flushed"] += len(rows)
+                self._stored(len(rows))
                 return len(rows)
             log.exception("could not write %d positions; keeping them for the next flush",
                           len(rows))
@@ -517,9 +633,40 @@ class PositionHub:
                 if len(self.pending) > MAX_PENDING:
                     dropped = len(self.pending) - MAX_PENDING
                     del self.pending[:dropped]
+                    self._settle(0, dropped)  # their senders are told: not stored
                     self.stats["dropped.db_unavailable"] += dropped
                     log.error("dropped %d oldest positions: database unreachable", dropped)
+            self._to_loop(self._wake_stored)
             return 0
+
+    def _write_rows(self, s, rows: list[tuple]) -> None:
+        """One executemany of the rows, straight to the driver: at 10,000 positions a
+        second SQLAlchemy's per-value processing held the GIL long enough to delay the
+        event loop's sends. The statement is compiled once by the dialect; only the
+        time column needs converting (its type's own bind processor)."""
+        conn = s.connection()
+        dialect = conn.dialect
+        if self._insert is None or self._insert[0] is not dialect:
+            table = Position.__table__
+            compiled = insert(table).compile(dialect=dialect, column_keys=POSITION_COLUMNS,
+                                             for_executemany=True)
+            order = compiled.positiontup if compiled.positional else None
+            self._insert = (dialect, str(compiled), order,
+                            table.c.at.type.dialect_impl(dialect).bind_processor(dialect))
+        _, sql, order, at_proc = self._insert
+        params = []
+        for r in rows:
+            at = dt.datetime.fromtimestamp(r[2], UTC)
+            values = dict(zip(POSITION_COLUMNS, (r[0], r[1], at_proc(at) if at_proc else at,
+                                                 *r[3:9]), strict=True))
+            params.append(tuple(values[k] for k in order) if order else values)
+        conn.exec_driver_sql(sql, params)
+
+    def _stored(self, n: int) -> None:
+        with self.lock:
+            self._settle(n)
+        self.stats["flushed"] += n
+        self._to_loop(self._wake_stored)
 
     def pending_for(self, op_id: int) -> list[dict]:
         with self.lock:
@@ -634,15 +781,16 @@ class PositionHub:
             sub.unseen.popleft()
         sub.wake.set()
 
-    def next_frame(self, sub: Subscriber) -> str | None:
+    def next_frame(self, sub: Subscriber) -> str | bytes | None:
         """What ``sub`` is to be sent now: its oldest event frame, else one positions
         frame with the latest row of each unit that moved since its last one."""
         if sub.events:
             return sub.events.popleft()
         feed = self.feeds.get(sub.operation_id)
-        if feed is None or sub.seen >= feed.seq or len(sub.unseen) >= PACE_WINDOW:
+        if feed is None or sub.seen >= feed.seq or len(sub.unseen) >= PACE_WINDOW \
+                or not sub.positions:
             return None
-        frame, n = feed.frame_since(sub.seen)
+        frame, n = feed.frame_since(sub.seen, sub.binary)
         if sub.seen < feed.prev:
             self.stats["sent.merged_frames"] += 1  # it missed ticks: they were merged
         sub.seen = feed.seq
@@ -656,9 +804,11 @@ class PositionHub:
         if sub.events:
             return True
         feed = self.feeds.get(sub.operation_id)
-        return feed is not None and sub.seen < feed.seq and len(sub.unseen) < PACE_WINDOW
+        return feed is not None and sub.seen < feed.seq and len(sub.unseen) < PACE_WINDOW \
+            and sub.positions
 
-    async def pump(self, sub: Subscriber, send: Callable[[str], Awaitable[None]]) -> None:
+    async def pump(self, sub: Subscriber,
+                   send: Callable[[str | bytes], Awaitable[None]]) -> None:
         """Send ``sub`` its frames, one at a time, as fast as its socket takes them (and,
         paced, as it confirms them), in turn with the other subscribers (``_Turns``)."""
         while True:
