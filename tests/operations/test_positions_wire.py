@@ -16,7 +16,6 @@ from tocsin.operations.models import Position
 from tocsin.operations.positions import decode_binary, encode_binary, get_hub
 
 
-
 def _stored(force, op_id: int) -> int:
     with force.runtime.db.read() as s:
         return s.scalar(select(func.count()).select_from(Position)
