@@ -11,7 +11,7 @@ import secrets
 from collections.abc import Iterable
 from pathlib import Path
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from tocsin.core import access
@@ -25,6 +25,14 @@ from tocsin.core.identity.schemas import TokenOut
 
 KIND_ORDER = [k.value for k in UnitKind]
 LAST_SEEN_GRANULARITY = dt.timedelta(seconds=60)
+# The check of every authenticated request: built once (building a select and its cache key
+# costs several times what running it does), read as one plain row, no ORM objects.
+_LIVE_SESSION = (select(DeviceSession.user_id, DeviceSession.revoked_at,
+                        DeviceSession.expires_at, DeviceSession.last_seen_at, User.username,
+                        User.active, User.roles, Unit.id, Unit.path)
+                 .join(User, User.id == DeviceSession.user_id)
+                 .join(Unit, Unit.id == User.unit_id)
+                 .where(DeviceSession.id == bindparam("sid")))
 
 access.register_kind("user", read=["administrator", "auditor"], write=["administrator"])
 access.register_kind("session", read=["administrator", "auditor"], write=["administrator"])
@@ -308,30 +316,32 @@ class IdentityService:
     def authenticate(self, access_token: str) -> Principal:
         """Principal of a valid token whose session is live (checked on every call)."""
         user_id, session_id = tokens.decode_access(self.token_key, access_token)
-        with self.db.read() as s:
-            row = s.execute(
-                select(DeviceSession, User, Unit)
-                .join(User, User.id == DeviceSession.user_id)
-                .join(Unit, Unit.id == User.unit_id)
-                .where(DeviceSession.id == session_id)
-            ).first()
+        return self.authenticate_session(user_id, session_id)
+
+    def authenticate_session(self, user_id: int, session_id: str) -> Principal:
+        """Principal of a live session of this user (not revoked, not expired, the account
+        active), read from the database on every call: a revocation takes effect at once."""
+        # what db.read() does (BEGIN, not BEGIN IMMEDIATE, on SQLite), without a Session
+        with self.db.engine.connect().execution_options(tocsin_read_only=True) as c:
+            row = c.execute(_LIVE_SESSION, {"sid": session_id}).first()
         if row is None:
             raise Unauthorized("session not found", code="session_revoked")
-        sess, user, unit = row
-        if sess.user_id != user_id:
+        owner, revoked_at, expires_at, last_seen_at, username, active, roles, unit_id, path = row
+        if owner != user_id:
             raise Unauthorized("access token invalid", code="token_invalid")
-        if sess.revoked_at is not None:
+        if revoked_at is not None:
             raise Unauthorized("session revoked", code="session_revoked")
-        if as_utc(sess.expires_at) <= utcnow():
+        now = utcnow()
+        if as_utc(expires_at) <= now:
             raise Unauthorized("session expired", code="session_expired")
-        if not user.active:
+        if not active:
             raise Unauthorized("account disabled", code="account_disabled")
-        if utcnow() - as_utc(sess.last_seen_at) > LAST_SEEN_GRANULARITY:
+        if now - as_utc(last_seen_at) > LAST_SEEN_GRANULARITY:
             with self.db.session() as s:
                 s.execute(update(DeviceSession).where(DeviceSession.id == session_id)
-                          .values(last_seen_at=utcnow()))
-        return Principal(user_id=user.id, username=user.username, unit_id=unit.id,
-                         unit_path=unit.path, roles=frozenset(user.roles), session_id=sess.id)
+                          .values(last_seen_at=now))
+        return Principal(user_id=owner, username=username, unit_id=unit_id, unit_path=path,
+                         roles=frozenset(roles or ()), session_id=session_id)
 
     def principal_for(self, username: str) -> Principal:
         """A principal without a session, for trusted local tools (CLI, demo)."""
