@@ -17,7 +17,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from sqlalchemy import or_, select
 
 from tocsin.core.access import Principal
-from tocsin.core.errors import BadInput
+from tocsin.core.errors import BadInput, TocsinError
 from tocsin.core.identity.models import Unit, User
 from tocsin.core.runtime import Runtime
 from tocsin.messaging import matrix
@@ -223,6 +223,9 @@ async def live(ws: WebSocket) -> None:
 
 
 router = APIRouter()
+# The Matrix routes first: clients poll /sync and send through them all the time, and
+# FastAPI tries routes in order (the Matrix catch-all only takes /_matrix/ paths).
+router.include_router(matrix.router)
 
 
 @router.get("/messenger-sw.js", include_in_schema=False)
@@ -235,7 +238,6 @@ def service_worker() -> FileResponse:
 
 
 router.include_router(api)
-router.include_router(matrix.router)
 
 
 # Demo --------------------------------------------------------------------------
@@ -260,7 +262,7 @@ def populate_demo(runtime: Runtime, rng: random.Random, progress: Callable[[str]
     for code in codes:
         try:
             room = svc.unit_channel(code)
-        except Exception:
+        except TocsinError:  # no such unit in this force
             continue
         with runtime.db.read() as s:
             members = s.execute(select(User.username).join(Unit, Unit.id == User.unit_id)
@@ -281,6 +283,6 @@ def populate_demo(runtime: Runtime, rng: random.Random, progress: Callable[[str]
                              description="Last seen 15:10 near the central library, red coat, "
                                          "blue backpack. Call the station on sight.",
                              unit_codes=["R01"])
-    except Exception as exc:  # a demo without the commander account: no alert
+    except TocsinError as exc:  # a demo without the commander account: no alert
         progress(f"messenger demo: no alert ({exc})")
     progress(f"messenger demo: {len(codes)} unit channels, {posted} messages, one alert")

@@ -14,7 +14,6 @@ import hashlib
 import json
 import secrets
 import threading
-import time
 from typing import Any
 from urllib.parse import quote
 
@@ -33,7 +32,6 @@ from tocsin.core.errors import (
     TooManyRequests,
     Unauthorized,
 )
-from tocsin.core.identity import tokens
 from tocsin.core.identity.models import DeviceSession
 from tocsin.core.runtime import Runtime
 from tocsin.messaging.hub import get_hub
@@ -99,7 +97,6 @@ C3 = "/_matrix/client/v3"
 
 # Tokens ---------------------------------------------------------------------
 _token_cache: dict[str, tuple[int, str]] = {}
-_jwt_cache: dict[str, tuple[str, float]] = {}
 _cache_lock = threading.Lock()
 
 
@@ -123,15 +120,8 @@ def authenticate_token(rt: Runtime, token: str) -> Principal:
             if len(_token_cache) > 50_000:
                 _token_cache.clear()
             _token_cache[digest] = found
-    user_id, session_id = found
-    jwt, expires = _jwt_cache.get(digest, ("", 0.0))
-    if time.time() > expires:
-        # A short internal access token: identity.authenticate then checks the session
-        # (revoked, expired, account disabled) exactly as for any Tocsin client.
-        jwt, ttl = tokens.issue_access(rt.token_key, user_id=user_id, session_id=session_id,
-                                       ttl=120)
-        _jwt_cache[digest] = (jwt, time.time() + ttl - 30)
-    return rt.identity.authenticate(jwt)
+    # the session is checked (revoked, expired, account disabled) as for any Tocsin client
+    return rt.identity.authenticate_session(*found)
 
 
 def request_token(request: Request) -> str:
@@ -168,6 +158,69 @@ async def body_json(request: Request) -> dict:
 
 def rt_of(request: Request) -> Runtime:
     return request.app.state.runtime
+
+
+# The busiest routes first: FastAPI tries an app's routes in order on every request.
+# Sync ------------------------------------------------------------------------
+def _timeline_limit(filter_param: str | None) -> int:
+    if not filter_param or filter_param == "0":
+        return 20
+    try:
+        f = json.loads(filter_param)
+        return int(((f.get("room") or {}).get("timeline") or {}).get("limit", 20))
+    except (ValueError, TypeError, AttributeError):
+        return 20
+
+
+@router.get(C3 + "/sync")
+async def sync(request: Request, since: str | None = None, timeout: int = 0,
+               full_state: bool = False, filter: str | None = None) -> Response:
+    rt = rt_of(request)
+    hub = get_hub(rt)
+    loop = asyncio.get_running_loop()
+    hub.attach(loop)
+    p = await run_in_threadpool(principal_of, request)
+    token = SyncToken.parse(since)
+    limit = _timeline_limit(filter)
+    timeout = max(0, min(timeout, 30_000))
+    deadline = loop.time() + timeout / 1000
+
+    def answer(body: bytes) -> Response:
+        return Response(body, media_type="application/json")
+
+    # Registered before the first look, so nothing committed meanwhile is missed.
+    with hub.waiting(p) as waiter:
+        body, news = await hub.sync(p, token, limit, full_state, fresh=True)
+        if token is None or news or not timeout:
+            return answer(body)
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return answer(body)
+            try:
+                await asyncio.wait_for(waiter.event.wait(), remaining)
+            except TimeoutError:
+                return answer(body)
+            waiter.event.clear()
+            if not waiter.checked:  # revoked, changed, or not checked with the others
+                p = await run_in_threadpool(authenticate_token, rt, request_token(request))
+                hub.rewait(waiter, p)
+            waiter.checked = False
+            body, news = await hub.sync(p, token, limit, full_state)
+            if news:
+                return answer(body)
+
+
+# Sending ---------------------------------------------------------------------
+@router.put(C3 + "/rooms/{room_id}/send/{event_type}/{txn_id}")
+async def send(room_id: str, event_type: str, txn_id: str, request: Request) -> dict:
+    body = await body_json(request)
+    svc = get_service(rt_of(request))
+
+    def run() -> str:
+        return svc.send(principal_of(request), room_id, event_type, body, txn_id).event_id
+
+    return {"event_id": await run_in_threadpool(run)}
 
 
 # Discovery and login ----------------------------------------------------------
@@ -483,17 +536,6 @@ def room_state_event(room_id: str, event_type: str, request: Request, state_key:
 
 
 # Events ----------------------------------------------------------------------
-@router.put(C3 + "/rooms/{room_id}/send/{event_type}/{txn_id}")
-async def send(room_id: str, event_type: str, txn_id: str, request: Request) -> dict:
-    body = await body_json(request)
-    svc = get_service(rt_of(request))
-
-    def run() -> str:
-        return svc.send(principal_of(request), room_id, event_type, body, txn_id).event_id
-
-    return {"event_id": await run_in_threadpool(run)}
-
-
 @router.put(C3 + "/rooms/{room_id}/redact/{event_id}/{txn_id}")
 async def redact(room_id: str, event_id: str, txn_id: str, request: Request) -> dict:
     body = await body_json(request)
@@ -571,47 +613,6 @@ async def search(request: Request) -> dict:
     return {"search_categories": {"room_events": {
         "count": len(results), "highlights": [term],
         "results": [{"rank": 1.0, "result": r} for r in results]}}}
-
-
-# Sync ------------------------------------------------------------------------
-def _timeline_limit(filter_param: str | None) -> int:
-    if not filter_param or filter_param == "0":
-        return 20
-    try:
-        f = json.loads(filter_param)
-        return int(((f.get("room") or {}).get("timeline") or {}).get("limit", 20))
-    except (ValueError, TypeError, AttributeError):
-        return 20
-
-
-@router.get(C3 + "/sync")
-async def sync(request: Request, since: str | None = None, timeout: int = 0,
-               full_state: bool = False, filter: str | None = None) -> dict:
-    rt = rt_of(request)
-    svc = get_service(rt)
-    hub = get_hub(rt)
-    hub.attach(asyncio.get_running_loop())
-    p = await run_in_threadpool(principal_of, request)
-    token = SyncToken.parse(since)
-    limit = _timeline_limit(filter)
-    timeout = max(0, min(timeout, 30_000))
-
-    def run() -> tuple[dict, bool]:
-        version = hub.typing_version
-        return svc.sync(p, token, timeline_limit=limit, full_state=full_state,
-                        typing=hub.typing_since(token.typing if token else 0),
-                        typing_version=version)
-
-    with hub.waiting(p) as waiter:
-        resp, news = await run_in_threadpool(run)
-        if token is not None and not news and timeout:
-            try:
-                await asyncio.wait_for(waiter.event.wait(), timeout / 1000)
-            except TimeoutError:
-                return resp
-            await run_in_threadpool(authenticate_token, rt, request_token(request))
-            resp, news = await run_in_threadpool(run)
-    return resp
 
 
 # Media -----------------------------------------------------------------------

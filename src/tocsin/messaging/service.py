@@ -110,6 +110,14 @@ class SyncToken:
 
 
 @dataclass
+class SyncResult:
+    body: dict[str, Any]
+    news: bool
+    joined: list[str]  # the user's joined rooms (local ids) ...
+    stream: int  # ... at this stream position
+
+
+@dataclass
 class _Send:
     """One message waiting for the group commit (``MessagingService._apply_sends``)."""
 
@@ -922,8 +930,8 @@ class MessagingService:
 
     def sync(self, principal: Principal, since: SyncToken | None, *, timeline_limit: int = 20,
              full_state: bool = False, typing: dict[str, list[int]] | None = None,
-             typing_version: int = 0) -> tuple[dict[str, Any], bool]:
-        """(response, has_news) of a Matrix /sync at this instant."""
+             typing_version: int = 0) -> SyncResult:
+        """A Matrix /sync at this instant (with the joined rooms it was computed for)."""
         timeline_limit = max(1, min(timeline_limit, 100))
         news = False
         rooms_join: dict[str, Any] = {}
@@ -1021,11 +1029,12 @@ class MessagingService:
         if delivered:
             self.mark_delivered(principal.user_id, delivered)
         token = SyncToken(max_stream, max_receipt, typing_version)
-        return ({"next_batch": str(token), "rooms": {"join": rooms_join, "invite": rooms_invite,
-                                                     "leave": rooms_leave},
-                 "presence": {"events": []}, "account_data": {"events": []},
-                 "to_device": {"events": []}, "device_lists": {"changed": [], "left": []},
-                 "device_one_time_keys_count": {}}, news)
+        return SyncResult(
+            {"next_batch": str(token), "rooms": {"join": rooms_join, "invite": rooms_invite,
+                                                 "leave": rooms_leave},
+             "presence": {"events": []}, "account_data": {"events": []},
+             "to_device": {"events": []}, "device_lists": {"changed": [], "left": []},
+             "device_one_time_keys_count": {}}, news, joined, max_stream)
 
     def _synthetic_member(self, room_id: str, principal: Principal) -> dict:
         """Audience members have no join event; clients still want to see themselves."""
