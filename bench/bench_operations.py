@@ -344,6 +344,7 @@ def stored_positions(data_dir: Path, op_id: int) -> int:
 def scenario(name: str, urls: list[str], args, op_id: int, unit_ids: list[int],
              data_dir: Path) -> dict:
     tokens = [login(urls[i % len(urls)], f"cmd{i % 4}") for i in range(4)]
+    stored_before = stored_positions(data_dir, op_id)  # an earlier scenario's, if any
     out, connected = mp.Queue(), mp.Queue()
     shared_start = mp.Value("d", 0.0)
     procs = []
@@ -388,7 +389,8 @@ def scenario(name: str, urls: list[str], args, op_id: int, unit_ids: list[int],
         for code, n in r["closed"].items():
             closed[code] = closed.get(code, 0) + n
     deadline = time.time() + 60  # the flush runs every second; it may be behind
-    while (stored := stored_positions(data_dir, op_id)) < fstats["accepted_all"] \
+    while (stored := stored_positions(data_dir, op_id) - stored_before) \
+            < fstats["accepted_all"] \
             and time.time() < deadline:
         time.sleep(1)
     return {"name": name, "ingested": fstats["accepted"] / args.seconds,

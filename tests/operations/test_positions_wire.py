@@ -9,6 +9,7 @@ import math
 
 import pytest
 from sqlalchemy import func, select
+from starlette.websockets import WebSocketDisconnect
 
 from tests.operations.helpers import LAT, LON, make_operation
 from tocsin.operations import positions
@@ -137,3 +138,23 @@ def test_a_screen_asking_for_binary_gets_binary_positions(client, force):
                                                                         abs_tol=1e-7)
         assert at == int(dt.datetime.fromisoformat(fix["at"]).timestamp() * 1000)
         screen.send_json({"type": "seen"})
+
+
+def test_a_changed_user_is_told_to_reconnect(client, force):
+    op = make_operation(client, force)
+    with client.websocket_connect("/api/v1/operations/live") as device, \
+            client.websocket_connect("/api/v1/operations/live") as screen:
+        _auth(device, force, client, "patrol1", op.id)
+        _auth(screen, force, client, "commander1", op.id)
+        r = client.patch(f"/api/v1/users/{force.users['patrol1']}",
+                         headers=force.headers(client, "admin"),
+                         json={"roles": ["patrol_officer", "dispatcher"]})
+        assert r.status_code == 200, r.text
+        seen = []
+        with pytest.raises(WebSocketDisconnect) as closed:
+            while True:
+                seen.append(device.receive_json())
+        assert closed.value.code == 4409 and {"type": "closed", "code": 4409} in seen
+        device_fix = _fixes(op.unit_id, 1)  # the other screen stays
+        screen.send_json({"type": "positions", "id": 9, "items": device_fix})
+        assert _ack(screen)["accepted"] == 1

@@ -86,6 +86,7 @@ POSITION_COLUMNS = ("operation_id", "op_unit_id", "at", "lat", "lon", "heading",
 MAX_EVENTS = 10_000  # event frames (journal, orders...) waiting per subscriber; a bound only
 CLOSE_REVOKED = 4401
 CLOSE_SLOW = 4408
+CLOSE_CHANGED = 4409  # the user's unit or roles changed: reconnect under what she now is
 UTC = dt.UTC
 
 
@@ -723,6 +724,9 @@ class PositionHub:
         if t == "identity.session.revoked":
             self._to_loop(self._revoke, event.payload.get("session_id"))
             return
+        if t == "identity.user.changed":  # moved, roles, (de)activated: decide again
+            self._to_loop(self._user_changed, event.payload.get("user_id"))
+            return
         if t.startswith("operations.") and not t.startswith("operations.positions."):
             op_id = event.payload.get("operation_id")
             self._invalidate(op_id)
@@ -835,6 +839,12 @@ class PositionHub:
             for sub in list(subs):
                 if sub.principal.session_id == session_id:
                     sub.close(CLOSE_REVOKED)
+
+    def _user_changed(self, user_id: int | None) -> None:
+        for subs in self.subs.values():
+            for sub in list(subs):
+                if sub.principal.user_id == user_id:
+                    sub.close(CLOSE_CHANGED)
 
     def subscribe(self, sub: Subscriber) -> list[list]:
         """Register ``sub`` (on the event loop) and return the latest position of each
