@@ -3,11 +3,12 @@ broadcast alert is received and acknowledged, a revoked device is cut off and wi
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from tests.browser import log_in
 from tests.conftest import PASSWORD
-from tests.messaging.helpers import jpeg
+from tests.messaging.helpers import C3, Mx, jpeg
 
 pytestmark = pytest.mark.e2e
 
@@ -66,3 +67,29 @@ def test_two_users_photo_alert_and_revoked_device(browser, node, tmp_path):
     bob.wait_for_url("**/?revoked=1", timeout=15000)
     assert bob.evaluate("localStorage.getItem('tocsin.msg.cache')") is None
     assert bob.evaluate("localStorage.getItem('tocsin.auth')") is None
+
+
+def test_message_arriving_while_a_room_loads_is_kept(browser, node):
+    """The room's history is read before a message is posted, and answered only once that
+    message has come live: the page must not replace the timeline without it."""
+    with httpx.Client(base_url=node.url) as http:
+        a, b = Mx(http, "patrol1"), Mx(http, "patrol2")
+        room = a.create_room(name="Loading", invite=[b.user_id])
+        assert b.post(f"{C3}/rooms/{room}/join").status_code == 200
+        a.send_ok(room, "before the load")
+        bob = _open_messenger(browser, node.url, "patrol2")
+        held = {}
+
+        def hold(route):
+            held["response"] = route.fetch()  # the history as it is now
+            held["route"] = route
+
+        bob.route("**/rooms/*/messages?*", hold)
+        bob.click(f"#rooms li[data-room='{room}']")
+        while "route" not in held:
+            bob.wait_for_timeout(20)
+        a.send_ok(room, "during the load")
+        bob.wait_for_selector("#timeline li:has-text('during the load')")  # came live
+        held["route"].fulfill(response=held["response"])
+        bob.wait_for_selector("#timeline li:has-text('before the load')")  # history shown
+        assert bob.locator("#timeline li:has-text('during the load')").count() == 1

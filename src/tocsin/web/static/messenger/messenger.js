@@ -11,6 +11,7 @@
   let me = null, myMx = null, rooms = [], current = null, live = null;
   const timelines = {};   // room_id -> [event]
   const seen = new Set(); // event ids shown
+  const arriving = {};    // room_id -> live events received while its page loads
   const blobUrls = {};
 
   // Local store (wiped when the device is revoked) ------------------------------
@@ -82,16 +83,30 @@
     $("room-title").textContent = room ? (room.name || room.kind) : roomId;
     $("composer").hidden = !(room && room.can_post);
     renderRooms();
+    // Live events that arrive while the page loads are kept aside: the page may have been
+    // read before they were committed, and replacing the timeline with it would drop them.
+    const arrived = arriving[roomId] = [];
     try {
       const page = await mxJson("GET", `${C3}/rooms/${encodeURIComponent(roomId)}/messages?dir=b&limit=50`);
-      timelines[roomId] = page.chunk.reverse();
+      const tl = page.chunk.reverse();
+      for (const e of arrived) addEvent(tl, e);
+      timelines[roomId] = tl;
       persist();
     } catch (e) {
       if (!navigator.onLine || e.message === "Failed to fetch") setStatus("offline: showing saved messages");
       else { setStatus(e.message); timelines[roomId] = []; }
+    } finally {
+      if (arriving[roomId] === arrived) delete arriving[roomId];
     }
-    renderTimeline();
-    markRead();
+    if (current === roomId) { renderTimeline(); markRead(); }
+  }
+
+  function addEvent(tl, e) {
+    if (!tl.some((x) => x.event_id === e.event_id)) tl.push(e);
+    if (e.type === "m.room.redaction") {
+      const t = tl.find((x) => x.event_id === e.redacts);
+      if (t) t.unsigned = Object.assign({}, t.unsigned, { redacted_because: { event_id: e.event_id } });
+    }
   }
 
   function renderTimeline() {
@@ -220,7 +235,9 @@
       } else {
         await queue(current, "m.room.message", { msgtype: "m.text", body: text });
       }
-      $("text").value = ""; $("file").value = ""; $("scene").checked = false;
+      // clear what was sent, not what was typed or chosen while it was being sent
+      if ($("text").value.trim() === text) $("text").value = "";
+      if (file && $("file").files[0] === file) { $("file").value = ""; $("scene").checked = false; }
     } catch (e) { setStatus(e.message); }
   }
 
@@ -340,12 +357,8 @@
       const e = msg.event;
       if (seen.has(e.event_id)) return;
       seen.add(e.event_id);
-      const tl = timelines[msg.room_id] || (timelines[msg.room_id] = []);
-      if (!tl.some((x) => x.event_id === e.event_id)) tl.push(e);
-      if (e.type === "m.room.redaction") {
-        const t = tl.find((x) => x.event_id === e.redacts);
-        if (t) t.unsigned = Object.assign({}, t.unsigned, { redacted_because: { event_id: e.event_id } });
-      }
+      addEvent(timelines[msg.room_id] || (timelines[msg.room_id] = []), e);
+      if (arriving[msg.room_id]) arriving[msg.room_id].push(e);
       if (isAlert(e) || isAlertUpdate(e)) loadAlerts();
       if (e.type === "m.room.member" && e.state_key === myMx && e.content.membership !== "join") {
         delete timelines[msg.room_id];
