@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import insert, or_, select, text
 from sqlalchemy.orm import Session
 
 from tocsin.cases import matching
 from tocsin.cases.keys import HIT_KINDS, person_block
 from tocsin.cases.models import Case, CaseInvestigator, CaseKey, Entity, Hit, Watch, WatchAlert
+from tocsin.core.database import utcnow
 from tocsin.core.events import DomainEvent, emit
 from tocsin.core.identity.models import Unit, User
 
@@ -104,64 +105,104 @@ def find_matches(s: Session, case_id: int, entity_type: str, props: dict[str, An
     return found
 
 
-def record_hits(s: Session, case: Case, entity: Entity, keys: list[tuple[str, str]],
-                actor_id: int | None) -> list[Hit]:
-    """Find and store the hits of ``entity``; tell both sides. Returns this side's new hits."""
-    found = find_matches(s, case.id, entity.type, entity.properties, keys)
+def cards_of(s: Session, case_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """``case_card`` of several cases in one query, with each case's unit, contact, need-to-know
+    facts left out: {case id: card}."""
+    rows = s.execute(
+        select(Case.id, Unit.code, Unit.name, Unit.phone, User.display_name, User.username)
+        .select_from(Case).join(Unit, Unit.id == Case.unit_id)
+        .outerjoin(User, User.id == Case.contact_user_id).where(Case.id.in_(case_ids))
+    ).all()
+    return {r[0]: {"unit_code": r[1], "unit_name": r[2], "unit_phone": r[3],
+                   "contact_name": r[4], "contact_username": r[5]} for r in rows}
+
+
+def record_hits(s: Session, case: Case, entity_id: int, entity_type: str,
+                props: dict[str, Any], keys: list[tuple[str, str]], actor_id: int | None, *,
+                new: bool = False) -> tuple[list[Hit], dict[int, Case], dict[int, dict[str, Any]]]:
+    """Find and store the hits of an entity; tell both sides. Returns this side's new hits,
+    the other cases and their cards. ``new``: the entity was just inserted, so it has no hits
+    yet. The events are emitted last, after every query of the unit of work, so that they are
+    stored in one statement."""
+    found = find_matches(s, case.id, entity_type, props, keys)
+    if found and not new:
+        existing = set(s.scalars(select(Hit.other_entity_id).where(Hit.entity_id == entity_id)))
+        found = {k: v for k, v in found.items() if k[1] not in existing}
     if not found:
-        return []
-    existing = set(s.scalars(select(Hit.other_entity_id).where(Hit.entity_id == entity.id)))
-    new: list[Hit] = []
-    cases = {c.id: c for c in s.scalars(select(Case).where(
-        Case.id.in_({k[0] for k in found})))}
-    my_card = case_card(s, case.id)
-    my_audience = audience(s, case)
+        return [], {}, {}
+    other_ids = sorted({k[0] for k in found})
+    cases = {c.id: c for c in s.scalars(select(Case).where(Case.id.in_(other_ids)))}
+    cards = cards_of(s, [case.id, *other_ids])
+    members: dict[int, set[int]] = {}
+    for cid, uid in s.execute(select(CaseInvestigator.case_id, CaseInvestigator.user_id)
+                              .where(CaseInvestigator.case_id.in_([case.id, *other_ids]))):
+        members.setdefault(cid, set()).add(uid)
+
+    def audience_of(c: Case) -> list[int]:
+        ids = set(members.get(c.id, ()))
+        if c.contact_user_id:
+            ids.add(c.contact_user_id)
+        return sorted(ids)
+
+    now = utcnow()
+    rows = []
     for (other_case_id, other_entity_id), (kind, strength) in found.items():
-        if other_entity_id in existing:
-            continue
-        other_case = cases[other_case_id]
-        mine = Hit(case_id=case.id, entity_id=entity.id, other_case_id=other_case_id,
-                   other_entity_id=other_entity_id, kind=kind, strength=strength)
-        theirs = Hit(case_id=other_case_id, entity_id=other_entity_id, other_case_id=case.id,
-                     other_entity_id=entity.id, kind=kind, strength=strength)
-        s.add_all([mine, theirs])
-        s.flush()
-        new.append(mine)
-        their_card = case_card(s, other_case_id)
-        for hit, card, users, unit_id in ((mine, their_card, my_audience, case.unit_id),
-                                          (theirs, my_card, audience(s, other_case),
-                                           other_case.unit_id)):
-            emit(s, DomainEvent(
+        rows.append({"case_id": case.id, "entity_id": entity_id, "other_case_id": other_case_id,
+                     "other_entity_id": other_entity_id, "kind": kind, "strength": strength,
+                     "created_at": now})
+        rows.append({"case_id": other_case_id, "entity_id": other_entity_id,
+                     "other_case_id": case.id, "other_entity_id": entity_id, "kind": kind,
+                     "strength": strength, "created_at": now})
+    # one executemany (RETURNING would go row by row: the table has no insert sentinel), then
+    # the ids of both sides in one indexed read (uq_case_hits_pair leads with entity_id)
+    s.execute(insert(Hit), rows)
+    ids = {(r[1], r[2]): r[0] for r in s.execute(
+        select(Hit.id, Hit.entity_id, Hit.other_entity_id).where(
+            Hit.entity_id.in_({entity_id} | {k[1] for k in found}),
+            or_(Hit.entity_id == entity_id, Hit.other_entity_id == entity_id)))}
+    stored = [Hit(id=ids[(row["entity_id"], row["other_entity_id"])], **row) for row in rows]
+    mine_audience = audience_of(case)
+    events = []
+    for mine, theirs in zip(stored[::2], stored[1::2]):
+        other_case = cases[theirs.case_id]
+        for hit, card, users, unit_id in (
+                (mine, cards[other_case.id], mine_audience, case.unit_id),
+                (theirs, cards[case.id], audience_of(other_case), other_case.unit_id)):
+            events.append(DomainEvent(
                 type="cases.hit.found", actor_id=actor_id, unit_id=unit_id, record_kind="case",
                 record_id=str(hit.case_id), audience=users,
                 payload={"hit_id": hit.id, "case_id": hit.case_id, "entity_id": hit.entity_id,
-                         "kind": kind, "strength": strength, "other": card}))
-    return new
+                         "kind": hit.kind, "strength": hit.strength, "other": card}))
+    for event in events:
+        emit(s, event)
+    return stored[::2], cases, cards
 
 
-def check_watches(s: Session, case: Case, entity: Entity, keys: list[tuple[str, str]],
-                  actor_id: int | None) -> list[WatchAlert]:
+def check_watches(s: Session, case: Case, entity_id: int, entity_type: str,
+                  props: dict[str, Any], keys: list[tuple[str, str]], actor_id: int | None,
+                  card: dict[str, Any] | None = None) -> list[WatchAlert]:
     alerts: list[WatchAlert] = []
     wanted = {(k, v) for k, v in keys if k in WATCH_KINDS and k != "pblk"}
-    if entity.type == "person":  # a person watch looks as far as a hit: a year either way
-        wanted |= {("pblk", b) for b in person_blocks(entity.properties)}
+    if entity_type == "person":  # a person watch looks as far as a hit: a year either way
+        wanted |= {("pblk", b) for b in person_blocks(props)}
     if not wanted:
         return alerts
     watches = [w for w in s.scalars(select(Watch).where(
         Watch.active.is_(True), Watch.kind.in_({k for k, _ in wanted}),
         Watch.key.in_({v for _, v in wanted}))) if (w.kind, w.key) in wanted]
+    if not watches:
+        return alerts
     persons = [w for w in watches if w.kind == "pblk"]
     strengths = dict(zip((w.id for w in persons), matching.person_strengths(
-        entity.properties, [w.criteria for w in persons])))
-    card = None
+        props, [w.criteria for w in persons])))
     for watch in watches:
         strength = strengths.get(watch.id, HIT_KINDS.get(watch.kind, 0.0))
         if watch.kind == "pblk" and strength < matching.THRESHOLD:
             continue
         if s.scalar(select(WatchAlert.id).where(WatchAlert.watch_id == watch.id,
-                                                WatchAlert.entity_id == entity.id)):
+                                                WatchAlert.entity_id == entity_id)):
             continue
-        alert = WatchAlert(watch_id=watch.id, case_id=case.id, entity_id=entity.id,
+        alert = WatchAlert(watch_id=watch.id, case_id=case.id, entity_id=entity_id,
                            strength=strength)
         s.add(alert)
         s.flush()

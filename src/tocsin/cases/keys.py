@@ -10,6 +10,7 @@ candidate persons for resolution.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -38,6 +39,7 @@ LINK_TYPES = ("owns", "uses", "called", "met", "lives_at", "associate_of")
 HIT_KINDS = {"phone": 1.0, "email": 1.0, "vin": 1.0, "iban": 1.0, "doc": 1.0, "serial": 0.95,
              "plate": 0.9, "addr": 0.6}
 MAX_PROP = 2000
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f]")  # below space, but for tab and newline
 
 
 def clean_properties(etype: str, props: dict[str, Any]) -> dict[str, Any]:
@@ -64,7 +66,7 @@ def clean_properties(etype: str, props: dict[str, Any]) -> dict[str, Any]:
             value = value.strip()
             if len(value) > MAX_PROP:
                 raise BadInput(f"{name} is over {MAX_PROP} characters", code="entity.property_invalid")
-            if any(ord(c) < 32 and c not in "\n\t" for c in value):
+            if _CONTROL.search(value):
                 raise BadInput(f"{name} holds control characters", code="entity.property_invalid")
         out[name] = value
     for name in REQUIRED[etype]:

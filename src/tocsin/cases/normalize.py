@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import unicodedata
+from functools import lru_cache
 
 from tocsin.engines.resolve import normalise as _norm
 from tocsin.engines.resolve import phonetic as _phon
@@ -23,6 +24,8 @@ MAX_KEY = 128
 
 def fold(text: str) -> str:
     """Lower case, accents stripped (``Léa Müller`` -> ``lea muller``)."""
+    if text.isascii():  # nothing to decompose: the common case, at no cost
+        return text.lower()
     nfkd = unicodedata.normalize("NFKD", text)
     return "".join(c for c in nfkd if not unicodedata.combining(c)).lower()
 
@@ -46,8 +49,10 @@ def phone(raw: str, default_region: str = "FR") -> str | None:
         return None
 
 
+@lru_cache(maxsize=65536)
 def phonetic(word: str) -> str:
-    """Phonetic key of one name word (French rules of the engine)."""
+    """Phonetic key of one name word (French rules of the engine); names recur, so the
+    keys are remembered."""
     return _phon.fonem(word)[:32]
 
 
@@ -60,8 +65,14 @@ def birth_date(raw: str | None) -> dt.date | None:
     ``4 mars 1981``: day first), read by the engine; None when it is not one."""
     if not raw:
         return None
+    return _birth_date(raw, dt.date.today())
+
+
+@lru_cache(maxsize=65536)
+def _birth_date(raw: str, today: dt.date) -> dt.date | None:
+    # keyed by today too: whether a date is in the future depends on the day it is read
     try:
-        d = _norm.parse_date(raw)
+        d = _norm.parse_date(raw, today=today)
     except ValueError:  # NormalisationError: impossible, in the future, unreadable
         return None
     return dt.date(d.year, d.month, d.day) if d.complete else None

@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, desc, func, or_, select, update
+from sqlalchemy import delete, desc, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from tocsin.cases import files, graph, hits
@@ -328,17 +328,28 @@ class CaseService:
 
     def _insert_entity(self, s: Session, p: Principal | None, case: Case, etype: str,
                        props: dict[str, Any]) -> dict[str, Any]:
-        entity = Entity(case_id=case.id, type=etype, label=label_of(etype, props)[:300],
-                        properties=props, created_by=p.user_id if p else None)
-        s.add(entity)
-        s.flush()
-        keys = entity_keys(etype, props)
-        self._index(s, case, etype, entity.id, keys)
-        self._changed(s, p, case, "entity.added", entity_id=entity.id, entity_type=etype)
-        new_hits = hits.record_hits(s, case, entity, keys, p.user_id if p else None)
-        hits.check_watches(s, case, entity, keys, p.user_id if p else None)
-        out = self._entity_out(entity)
-        out["hits"] = self._hits_out(s, p, new_hits) if p else []
+        """Insert, index, find hits and watches, in as few statements as the rules allow:
+        the entity and its keys in one statement each, the hits of every other case in one,
+        and the events (the entity's, the hits', the alerts') emitted without a flush in
+        between, so that the commit stores them in one statement with the case's change."""
+        actor_id = p.user_id if p else None
+        now = utcnow()
+        label = label_of(etype, props)[:300]
+        with s.no_autoflush:
+            entity_id = s.scalar(insert(Entity).returning(Entity.id), {
+                "case_id": case.id, "type": etype, "label": label, "properties": props,
+                "created_by": actor_id, "created_at": now, "updated_at": now})
+            keys = entity_keys(etype, props)
+            self._index(s, case, etype, entity_id, keys)
+            self._changed(s, p, case, "entity.added", entity_id=entity_id, entity_type=etype)
+            new_hits, others, cards = hits.record_hits(s, case, entity_id, etype, props, keys,
+                                                       actor_id, new=True)
+            hits.check_watches(s, case, entity_id, etype, props, keys, actor_id,
+                               card=cards.get(case.id))
+            out = {"id": entity_id, "case_id": case.id, "type": etype, "label": label,
+                   "properties": props, "created_at": now, "updated_at": now}
+            out["hits"] = self._hits_out(s, p, new_hits, cases=others, cards=cards) if p else []
+            _store_events(s)
         return out
 
     def update_entity(self, p: Principal, case_id: int, entity_id: int,
@@ -357,10 +368,12 @@ class CaseService:
             keys = entity_keys(entity.type, props)
             self._index(s, case, entity.type, entity.id, keys)
             self._changed(s, p, case, "entity.updated", entity_id=entity.id)
-            new_hits = hits.record_hits(s, case, entity, keys, p.user_id)
-            hits.check_watches(s, case, entity, keys, p.user_id)
+            new_hits, others, cards = hits.record_hits(s, case, entity.id, entity.type, props,
+                                                       keys, p.user_id)
+            hits.check_watches(s, case, entity.id, entity.type, props, keys, p.user_id,
+                               card=cards.get(case.id))
             out = self._entity_out(entity)
-            out["hits"] = self._hits_out(s, p, new_hits)
+            out["hits"] = self._hits_out(s, p, new_hits, cases=others, cards=cards)
             return out
 
     def delete_entity(self, p: Principal, case_id: int, entity_id: int) -> None:
@@ -559,17 +572,25 @@ class CaseService:
                     "facets": facets, "results": results}
 
     # Hits --------------------------------------------------------------
-    def _hits_out(self, s: Session, p: Principal, rows: list[Hit]) -> list[dict[str, Any]]:
+    def _hits_out(self, s: Session, p: Principal, rows: list[Hit], *,
+                  cases: dict[int, Case] | None = None,
+                  cards: dict[int, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+        """Hits as their reader may see them; ``cases`` and ``cards`` of the other cases when
+        the caller has them already. Access to each other case is decided once."""
         out = []
-        cards: dict[int, dict[str, Any]] = {}
+        cards = dict(cards or {})
+        cases = cases or {}
+        readable: dict[int, bool] = {}
         for h in rows:
             if h.other_case_id not in cards:
                 cards[h.other_case_id] = hits.case_card(s, h.other_case_id)
-            other = s.get(Case, h.other_case_id)
+            other = cases.get(h.other_case_id) or s.get(Case, h.other_case_id)
             item = {"id": h.id, "case_id": h.case_id, "entity_id": h.entity_id, "kind": h.kind,
                     "strength": h.strength, "created_at": h.created_at,
                     "other": dict(cards[h.other_case_id]), "other_access": False}
-            if other is not None and self.can_read(s, p, other.id, other.unit_id):
+            if other is not None and other.id not in readable:
+                readable[other.id] = self.can_read(s, p, other.id, other.unit_id)
+            if other is not None and readable[other.id]:
                 item["other_access"] = True
                 item["other"].update(case_id=other.id, reference=other.reference,
                                      title=other.title, entity_id=h.other_entity_id)
@@ -820,6 +841,23 @@ class CaseService:
             case.unit_id = unit.id
             s.execute(update(CaseKey).where(CaseKey.case_id == case.id).values(unit_id=unit.id))
             self._changed(s, p, case, "case.moved", unit_id=unit.id)
+
+
+def _store_events(s: Session) -> None:
+    """Write the events emitted so far in this unit of work as one executemany. The ORM would
+    insert them one statement each (it wants each row's ``seq`` back, and the table has no
+    insert sentinel); nothing reads their ``seq`` before the commit. Publication after the
+    commit is unchanged (``emit`` queued them in the session)."""
+    records = [o for o in s.new if isinstance(o, EventRecord)]
+    if len(records) < 2:
+        return
+    order = {e.id: i for i, e in enumerate(s.info.get("pending_events", ()))}
+    records.sort(key=lambda r: order.get(r.id, -1))  # in the order emitted
+    cols = [c.key for c in EventRecord.__table__.columns if c.key != "seq"]
+    rows = [{c: getattr(r, c) for c in cols} for r in records]
+    for r in records:
+        s.expunge(r)
+    s.execute(insert(EventRecord), rows)
 
 
 def digest(data: bytes) -> str:
