@@ -48,7 +48,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from sqlalchemy import select
 
 from tocsin.cases import normalize as N
-from tocsin.cases.keys import clean_properties, entity_keys, label_of, text_keys
+from tocsin.cases.keys import HIT_KINDS, clean_properties, entity_keys, label_of, text_keys
 from tocsin.cases.models import Case
 from tocsin.cases.search import Criteria
 from tocsin.cases.service import get_service
@@ -191,6 +191,25 @@ def _chunk(index: int) -> tuple[int, int, str]:
     return len(entities), len(keys), path
 
 
+def store_hits(con, stamp: str) -> int:
+    """The hits the service would have stored while the generated entities were added one
+    by one: every pair of entities of different cases sharing an identifying key (both
+    sides, the strongest kind of the pair). Person hits (scored by the resolution engine)
+    are not derived here."""
+    strength = " ".join(f"WHEN '{k}' THEN {v}" for k, v in HIT_KINDS.items())
+    kinds = ",".join(f"'{k}'" for k in HIT_KINDS)
+    con.execute("BEGIN")
+    n = con.execute(
+        "INSERT INTO case_hits (case_id, entity_id, other_case_id, other_entity_id, kind, "
+        "strength, created_at) "
+        f"SELECT a.case_id, a.doc_id, b.case_id, b.doc_id, a.kind, max(CASE a.kind {strength} "
+        "END), ? FROM case_keys a JOIN case_keys b ON b.kind = a.kind AND b.key = a.key "
+        f"AND b.case_id != a.case_id WHERE a.kind IN ({kinds}) AND a.dtype != 'case' "
+        "GROUP BY a.doc_id, b.doc_id", (stamp,)).rowcount
+    con.execute("COMMIT")
+    return n
+
+
 def sqlite_path(rt: Runtime) -> str:
     return rt.db.url.split("///", 1)[-1]
 
@@ -264,12 +283,15 @@ def load(rt: Runtime, n_cases: int, per_case: int, seed: int, workers: int, prog
         con.execute(ddl[name])
         progress(f"  index {name} built in {time.perf_counter() - t1:.0f} s")
     t1 = time.perf_counter()
+    n_hits = store_hits(con, stamp)
+    progress(f"  {n_hits:,} cross-case hits stored in {time.perf_counter() - t1:.0f} s")
+    t1 = time.perf_counter()
     con.execute("PRAGMA analysis_limit=2000")
     con.execute("ANALYZE")
     con.execute("PRAGMA journal_mode=WAL")
     con.close()
     progress(f"  ANALYZE in {time.perf_counter() - t1:.0f} s")
-    return {"entities": n_entities, "keys": n_keys, "rows_s": rows_s,
+    return {"entities": n_entities, "keys": n_keys, "rows_s": rows_s, "hits": n_hits,
             "load_s": time.perf_counter() - t0}
 
 
@@ -513,6 +535,21 @@ def main() -> None:
         rt = Runtime(Settings(data_dir=work / "var"))
         progress(f"reusing {work}: {meta['cases']:,} cases, {meta['entities']:,} entities, "
                  f"{meta['keys']:,} index keys (loaded in {meta['load_s']:.0f} s)")
+        if "hits" not in meta:  # generated before the loader stored the generated hits
+            import sqlite3
+
+            t0 = time.perf_counter()
+            with rt.db.read() as s:
+                stamp = s.scalar(select(Case.created_at).where(Case.id == 1))
+            rt.db.engine.dispose()
+            con = sqlite3.connect(sqlite_path(rt), isolation_level=None)
+            meta["hits"] = store_hits(con, stamp.isoformat(" ", "microseconds"))
+            con.execute("ANALYZE case_hits")
+            con.close()
+            meta["load_s"] += time.perf_counter() - t0
+            meta_file.write_text(json.dumps(meta))
+            progress(f"  {meta['hits']:,} cross-case hits stored in "
+                     f"{time.perf_counter() - t0:.0f} s")
     else:
         if (work / "var").exists() and any((work / "var").glob("*.sqlite3")):
             sys.exit(f"{work} holds an unfinished generation: remove it first")
@@ -525,7 +562,8 @@ def main() -> None:
                  f"({args.workers} generator processes) ...")
         data = load(rt, args.cases, args.per_case, args.seed, args.workers, progress)
         meta = {"cases": args.cases, "per_case": args.per_case, "seed": args.seed,
-                "entities": data["entities"], "keys": data["keys"], "load_s": data["load_s"],
+                "entities": data["entities"], "keys": data["keys"], "hits": data["hits"],
+                "load_s": data["load_s"],
                 "rows_s": data["rows_s"]}
         progress(f"loaded {args.cases:,} cases, {data['entities']:,} entities, "
                  f"{data['keys']:,} index keys in {data['load_s']:.0f} s "
@@ -625,7 +663,8 @@ def main() -> None:
         if pg_dir is not None:
             pg_stop(pg_dir)
     print()
-    print(f"data: {args.cases:,} cases, {data['entities']:,} entities, {n_keys:,} index keys "
+    print(f"data: {args.cases:,} cases, {data['entities']:,} entities, {n_keys:,} index keys, "
+          f"{meta.get('hits', 0):,} stored hits "
           f"(generated and loaded in {meta['load_s']:.0f} s, peers built in "
           f"{meta.get('peers_s', 0):.0f} s); "
           f"{len(qs)} searches by investigators of 50 random departments/companies; "
