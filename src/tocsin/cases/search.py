@@ -17,16 +17,17 @@ import re
 from collections import Counter
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, intersect, or_, select
+from sqlalchemy import ColumnElement, Integer, and_, cast, intersect, literal, or_, select, union
 from sqlalchemy.orm import Session
 
 from tocsin.cases import normalize as N
 from tocsin.cases import policy  # noqa: F401  (declares the "case" kind to core.access)
 from tocsin.cases.keys import ENTITY_TYPES
-from tocsin.cases.models import Case, CaseKey
+from tocsin.cases.models import Case, CaseInvestigator, CaseKey
 from tocsin.core import access
 from tocsin.core.access import Principal
 from tocsin.core.errors import BadInput
+from tocsin.core.identity.models import Share, Unit
 
 MAX_TERMS = 8
 FACET_CAP = 10_000
@@ -144,17 +145,49 @@ def readable(principal: Principal) -> ColumnElement[bool]:
     return access.readable_units_clause(principal, "case", CaseKey.unit_id, CaseKey.case_id)
 
 
+def _outside_subtree(s: Session, principal: Principal) -> list[int] | None:
+    """The cases ``principal`` may reach other than by her unit's subtree: a superset of
+    the grants term of the access filter (shares to her or to a unit above her, expired or
+    not; cases naming her). None when the filter is not of the subtree form."""
+    if access.rule_for("case").scope != "subtree":
+        return None
+    as_int = cast(Share.record_id, Integer)
+    return sorted(set(s.scalars(union(
+        select(as_int).where(Share.record_kind == "case",
+                             Share.grantee_user_id == principal.user_id),
+        select(as_int).join(Unit, Unit.id == Share.grantee_unit_id).where(
+            Share.record_kind == "case", literal(principal.unit_path).like(Unit.path + "%")),
+        select(CaseInvestigator.case_id).where(CaseInvestigator.user_id == principal.user_id),
+    ))))
+
+
 def run(s: Session, principal: Principal, c: Criteria) -> dict[str, Any]:
     """Matches readable by ``principal`` (at most FACET_CAP + 1 of them, fetched once),
-    their total, facets and one page. Every row comes out of the access-filtered SQL."""
+    their total, facets and one page. Every row comes out of the access-filtered SQL.
+
+    Each criterion is read in the index as two seeks, both under the whole access filter:
+    the keys of units of the caller's subtree (``kind, key, unit_id IN ...``), and the keys
+    of the few cases she reaches otherwise (grants, named investigator). A row the filter
+    admits is in one of the two, so their union is the filtered set; without the split the
+    filter would be evaluated on every key of a word in the country."""
     conds = conditions(c)
     scope = readable(principal)
+    outside = _outside_subtree(s, principal)
+    subtree = select(Unit.id).where(Unit.path.like(principal.unit_path + "%"))
+    cols = (CaseKey.dtype, CaseKey.doc_id, CaseKey.case_id)
     branches = []
     for cond in conds:
-        q = select(CaseKey.dtype, CaseKey.doc_id, CaseKey.case_id).where(cond, scope)
+        q = select(*cols).where(cond, scope)
         if c.types:
             q = q.where(CaseKey.dtype.in_(c.types))
-        branches.append(q)
+        if outside is None:
+            branches.append(q)
+            continue
+        mine = q.where(CaseKey.unit_id.in_(subtree))
+        if outside:
+            both = union(mine, q.where(CaseKey.case_id.in_(outside))).subquery()
+            mine = select(both.c.dtype, both.c.doc_id, both.c.case_id)
+        branches.append(mine)
     matched = intersect(*branches) if len(branches) > 1 else branches[0].distinct()
     rows = s.execute(matched.limit(FACET_CAP + 1)).all()
     info: dict[int, tuple[str, int, str]] = {}
