@@ -6,6 +6,7 @@ complete when the test lets them."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import datetime as dt
 import json
 import random
@@ -19,6 +20,13 @@ from tocsin.operations import positions
 from tocsin.operations.positions import CLOSE_SLOW, PositionHub, Subscriber, get_hub
 
 OP = 7
+
+
+def _run(coro):
+    """``asyncio.run`` in a thread of its own: a browser test's Playwright (sync API) may
+    hold a running loop in this one."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 def _tick(op_id: int, rows: list, node: str = "a") -> DomainEvent:
@@ -69,7 +77,9 @@ def _assert_in_order(frames: list[list[list]]) -> dict[int, list]:
     return seen
 
 
-def test_a_lagging_screen_gets_the_latest_of_every_unit_in_one_frame(runtime, force):
+def test_a_lagging_screen_gets_the_latest_of_every_unit_in_one_frame(runtime, force,
+                                                                      monkeypatch):
+    monkeypatch.setattr(positions, "SLICE", 60.0)  # counts frames: no turn-taking here
     hub = PositionHub(runtime)  # not started: the test plays the ticks
     principal = force.principal("commander1")
 
@@ -113,7 +123,7 @@ def test_a_lagging_screen_gets_the_latest_of_every_unit_in_one_frame(runtime, fo
         for t in pumps:
             t.cancel()
 
-    asyncio.run(scenario())
+    _run(scenario())
 
 
 @pytest.mark.parametrize("slice_", [positions.SLICE, 0.0], ids=["slice", "one-send-a-turn"])
@@ -158,11 +168,12 @@ def test_screens_lagging_at_random_never_see_an_older_fix(runtime, force, monkey
         for t in pumps:
             t.cancel()
 
-    asyncio.run(scenario())
+    _run(scenario())
 
 
 def test_a_dead_socket_is_closed_and_a_slow_one_is_not(runtime, force, monkeypatch):
     monkeypatch.setattr(positions, "STALL", 0.05)
+    monkeypatch.setattr(positions, "SLICE", 60.0)
     hub = PositionHub(runtime)
     principal = force.principal("commander1")
 
@@ -187,7 +198,7 @@ def test_a_dead_socket_is_closed_and_a_slow_one_is_not(runtime, force, monkeypat
         for t in pumps:
             t.cancel()
 
-    asyncio.run(scenario())
+    _run(scenario())
 
 
 def test_the_websocket_tells_a_cut_screen_why(client, force):
@@ -231,7 +242,7 @@ def test_every_fix_is_stored_and_replayed_while_a_screen_lags(client, force):
         hub.unsubscribe(sub)
         return socket.rows()
 
-    frames = asyncio.run(scenario())
+    frames = _run(scenario())
     assert len(frames) == 2 and frames[-1][0][1] == round(fixes[-1][1], 6)  # the screen
     hub.flush()
     from sqlalchemy import func, select
@@ -252,6 +263,7 @@ def test_every_fix_is_stored_and_replayed_while_a_screen_lags(client, force):
 
 def test_a_paced_screen_has_at_most_two_frames_unconfirmed(runtime, force, monkeypatch):
     monkeypatch.setattr(positions, "STALL", 0.05)
+    monkeypatch.setattr(positions, "SLICE", 60.0)
     hub = PositionHub(runtime)
     principal = force.principal("commander1")
 
@@ -281,7 +293,7 @@ def test_a_paced_screen_has_at_most_two_frames_unconfirmed(runtime, force, monke
         for t in pumps:
             t.cancel()
 
-    asyncio.run(scenario())
+    _run(scenario())
 
 
 def test_the_browser_pacing_over_the_websocket(client, force):

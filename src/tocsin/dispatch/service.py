@@ -882,11 +882,14 @@ class DispatchService:
             unit.version += 1
             unit.updated_at = utcnow()
             self._emit_unit(s, "dispatch.unit.released", principal, unit, reason=why)
-        if unit is not None:
-            s.execute(delete(Share).where(Share.record_kind == "incident",
-                                          Share.record_id == str(a.incident_id),
-                                          Share.grantee_unit_id == unit.unit_id))
         inc = s.get(Incident, a.incident_id)
+        if unit is not None:  # through access: the live feed forgets what the crew saw
+            for share_id in s.scalars(select(Share.id).where(
+                    Share.record_kind == "incident", Share.record_id == str(a.incident_id),
+                    Share.grantee_unit_id == unit.unit_id)).all():
+                access.revoke(s, "incident", str(a.incident_id), share_id,
+                              revoked_by=principal.user_id if principal else None,
+                              record_unit_id=inc.unit_id)
         self._timeline(s, inc.id, principal, "unit_" + end, f"{a.call_sign} {end}: {why}",
                        {"assignment_id": a.id, "unit_id": a.dispatch_unit_id})
         if inc.status in ("dispatched", "en_route"):
@@ -1043,9 +1046,8 @@ class DispatchService:
                 if not s.scalar(select(Share.id).where(
                         Share.record_kind == "incident", Share.record_id == str(inc.id),
                         Share.grantee_unit_id == u.unit_id)):
-                    s.add(Share(record_kind="incident", record_id=str(inc.id),
-                                grantee_unit_id=u.unit_id, action="read",
-                                granted_by=principal.user_id, created_at=now))
+                    access.grant(s, "incident", str(inc.id), unit_id=u.unit_id,
+                                 granted_by=principal.user_id, record_unit_id=inc.unit_id)
                 self._timeline(s, inc.id, principal, "assigned",
                                f"{u.call_sign} dispatched"
                                + (f", {round(r.time_s / 60, 1)} min by road" if r else ""),

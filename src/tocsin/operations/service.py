@@ -32,7 +32,7 @@ from tocsin.core.access import Principal, Resource
 from tocsin.core.database import as_utc, utcnow
 from tocsin.core.errors import BadInput, Conflict, Forbidden, NotFound
 from tocsin.core.events import DomainEvent, emit
-from tocsin.core.identity.models import Share, Unit, User
+from tocsin.core.identity.models import Unit, User
 from tocsin.core.runtime import Runtime
 from tocsin.operations import geo
 from tocsin.operations.models import (
@@ -253,8 +253,8 @@ class OperationsService:
                 raise Conflict("this unit already takes part", code="operation.participant_exists")
             s.add(Participant(operation_id=op.id, unit_id=unit.id))
             # the explicit grant that lets a unit of another region see the operation
-            s.add(Share(record_kind=KIND, record_id=str(op.id), grantee_unit_id=unit.id,
-                        action="read", granted_by=p.user_id))
+            access.grant(s, KIND, str(op.id), unit_id=unit.id, granted_by=p.user_id,
+                         record_unit_id=op.unit_id)
             self._event(s, op, "participant.added", p, {"unit_id": unit.id})
             self._journal(s, op, "status", f"Unit {unit.code} joins the operation", p,
                           data={"unit_id": unit.id})
@@ -270,8 +270,8 @@ class OperationsService:
                                                Staff.user_id == user_id)):
                 raise Conflict("already on the staff", code="operation.staff_exists")
             s.add(Staff(operation_id=op.id, user_id=user_id, function=function))
-            s.add(Share(record_kind=KIND, record_id=str(op.id), grantee_user_id=user_id,
-                        action="read", granted_by=p.user_id))
+            access.grant(s, KIND, str(op.id), user_id=user_id, granted_by=p.user_id,
+                         record_unit_id=op.unit_id)
             self._event(s, op, "staff.added", p, {"user_id": user_id})
             self._journal(s, op, "status", f"{user.display_name} joins the staff as {function}",
                           p)
@@ -384,8 +384,8 @@ class OperationsService:
                     select(Participant.id).where(Participant.operation_id == op.id,
                                                  Participant.unit_id == unit.id)):
                 s.add(Participant(operation_id=op.id, unit_id=unit.id))
-                s.add(Share(record_kind=KIND, record_id=str(op.id), grantee_unit_id=unit.id,
-                            action="read", granted_by=p.user_id))
+                access.grant(s, KIND, str(op.id), unit_id=unit.id, granted_by=p.user_id,
+                             record_unit_id=op.unit_id)
             u = OpUnit(operation_id=op.id, callsign=data.callsign, kind=data.kind,
                        unit_id=unit.id, member_user_ids=members, cot_uid=data.cot_uid)
             s.add(u)
