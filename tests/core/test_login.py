@@ -165,3 +165,32 @@ def test_disabled_account_is_cut_off(client, force):
     assert client.get("/api/v1/auth/whoami", headers=h).status_code == 401
     r = client.post("/api/v1/auth/login", json={"username": "patrol1", "password": PASSWORD})
     assert r.status_code == 401
+
+
+def test_last_seen_is_written_in_batches_and_shown_in_the_device_list(client, force):
+    from sqlalchemy import update
+
+    from tocsin.core.database import as_utc, utcnow
+    from tocsin.core.identity.models import DeviceSession
+
+    phone = force.login(client, "patrol1", device_name="phone")
+    desk = force.login(client, "patrol1", device_name="desk")
+    long_ago = utcnow() - dt.timedelta(hours=2)
+    with force.runtime.db.session() as s:
+        s.execute(update(DeviceSession).where(DeviceSession.id.in_(
+            [phone["session_id"], desk["session_id"]])).values(last_seen_at=long_ago))
+    h_phone = {"Authorization": f"Bearer {phone['access_token']}"}
+    assert client.get("/api/v1/auth/whoami", headers=h_phone).status_code == 200
+    sessions = {s["device_name"]: s for s in client.get(
+        "/api/v1/auth/sessions", headers={"Authorization": f"Bearer {desk['access_token']}"}
+    ).json()}  # the list writes what was noted first
+    for name in ("phone", "desk"):  # both were seen just now
+        seen = as_utc(dt.datetime.fromisoformat(sessions[name]["last_seen_at"]))
+        assert seen > long_ago + dt.timedelta(hours=1)
+    # a revoked session is refused at once, whatever is still waiting to be written
+    assert client.delete(f"/api/v1/auth/sessions/{phone['session_id']}",
+                         headers={"Authorization": f"Bearer {desk['access_token']}"}
+                         ).status_code == 204
+    r = client.get("/api/v1/auth/whoami", headers=h_phone)
+    assert r.status_code == 401 and r.json()["error"]["code"] == "session_revoked"
+    force.runtime.identity.flush_seen()  # a revoked (or deleted) session's time is harmless

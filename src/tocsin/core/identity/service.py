@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import logging
 import secrets
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -24,7 +26,11 @@ from tocsin.core.identity.models import DeviceSession, LoginFailure, Role, Unit,
 from tocsin.core.identity.schemas import TokenOut
 
 KIND_ORDER = [k.value for k in UnitKind]
+log = logging.getLogger(__name__)
 LAST_SEEN_GRANULARITY = dt.timedelta(seconds=60)
+# Last-seen times are written in batches, at most one transaction a second (one write per
+# authenticated request queued behind every other writer and its fsync otherwise).
+LAST_SEEN_BATCH = dt.timedelta(seconds=1)
 # The check of every authenticated request: built once (building a select and its cache key
 # costs several times what running it does), read as one plain row, no ORM objects.
 _LIVE_SESSION = (select(DeviceSession.user_id, DeviceSession.revoked_at,
@@ -48,6 +54,9 @@ class IdentityService:
         self.refresh_ttl = refresh_ttl
         self.max_failures = max_failures
         self.window = dt.timedelta(seconds=window_seconds)
+        self._seen: dict[str, dt.datetime] = {}  # session id -> last seen, not yet written
+        self._seen_since: dt.datetime | None = None  # when the oldest of them was noted
+        self._seen_lock = threading.Lock()
 
     # Units -------------------------------------------------------------
     def create_unit(self, s: Session, *, code: str, name: str, kind: str,
@@ -337,11 +346,40 @@ class IdentityService:
         if not active:
             raise Unauthorized("account disabled", code="account_disabled")
         if now - as_utc(last_seen_at) > LAST_SEEN_GRANULARITY:
-            with self.db.session() as s:
-                s.execute(update(DeviceSession).where(DeviceSession.id == session_id)
-                          .values(last_seen_at=now))
+            self._note_seen(session_id, now)
         return Principal(user_id=owner, username=username, unit_id=unit_id, unit_path=path,
                          roles=frozenset(roles or ()), session_id=session_id)
+
+    def _note_seen(self, session_id: str, now: dt.datetime) -> None:
+        with self._seen_lock:
+            self._seen[session_id] = now
+            if self._seen_since is None:
+                self._seen_since = now
+            due = now - self._seen_since >= LAST_SEEN_BATCH
+        if due:
+            try:
+                self.flush_seen()
+            except Exception:  # a busy database: kept for the next flush
+                log.exception("could not write the devices' last-seen times")
+
+    def flush_seen(self) -> None:
+        """Write the last-seen times noted since the last flush, in one transaction."""
+        with self._seen_lock:
+            seen, self._seen, self._seen_since = self._seen, {}, None
+        if not seen:
+            return
+        try:
+            table = DeviceSession.__table__  # Core: a session gone meanwhile is no error
+            with self.db.session() as s:
+                s.execute(update(table).where(table.c.id == bindparam("sid"))
+                          .values(last_seen_at=bindparam("at")),
+                          [{"sid": sid, "at": at} for sid, at in seen.items()])
+        except Exception:
+            with self._seen_lock:  # noted again meanwhile: the newer time wins
+                for sid, at in seen.items():
+                    self._seen.setdefault(sid, at)
+                self._seen_since = self._seen_since or min(seen.values())
+            raise
 
     def principal_for(self, username: str) -> Principal:
         """A principal without a session, for trusted local tools (CLI, demo)."""
@@ -383,6 +421,7 @@ class IdentityService:
 
     # Device sessions ---------------------------------------------------
     def list_sessions(self, principal: Principal, user_id: int) -> list[DeviceSession]:
+        self.flush_seen()
         with self.db.read() as s:
             self._require_session_admin(s, principal, user_id, "read")
             return list(s.scalars(select(DeviceSession).where(DeviceSession.user_id == user_id)
