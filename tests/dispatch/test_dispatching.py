@@ -288,3 +288,46 @@ def test_two_dispatchers_assigning_the_same_unit_at_once_one_wins(force, dispatc
                 Assignment.dispatch_unit_id == unit.id)) == 1
         svc.set_unit_status(dispatcher, unit.id, "unavailable")
         svc.delete_unit(dispatcher, unit.id)
+
+
+def test_a_released_crew_no_longer_gets_the_incident_live(client, force, dispatch):
+    """The crew sees its incident through a share that ends with the assignment; its live
+    feed must stop at once, not when a cache expires."""
+    h = force.headers(client, "dispatcher")
+    inc = _incident(client, h)
+    hki11 = dispatch.test_units["HKI-11"]
+    crew_token = force.login(client, "patrol1")["access_token"]
+    crew = {"Authorization": f"Bearer {crew_token}"}
+    with client.websocket_connect("/api/v1/live") as crew_ws:
+        crew_ws.send_json({"type": "auth", "access_token": crew_token})
+        assert crew_ws.receive_json()["type"] == "ready"
+
+        def events_until(wanted):
+            got = []
+            while not got or got[-1]["type"] != wanted:
+                got.append(crew_ws.receive_json()["event"])
+            return got
+
+        assert client.post(f"/api/v1/dispatch/incidents/{inc['id']}/assign", headers=h,
+                           json={"unit_ids": [hki11]}).status_code == 201
+        events_until("dispatch.assignment.received")
+        r = client.patch(f"/api/v1/dispatch/incidents/{inc['id']}", headers=h,
+                         json={"priority": 2})
+        assert r.status_code == 200, r.text
+        assert events_until("dispatch.incident.updated")[-1]["payload"]["incident"][
+            "priority"] == 2  # the crew's incident: it sees the change
+        r = client.post(f"/api/v1/dispatch/units/{hki11}/status", headers=crew,
+                        json={"status": "available"})  # cleared: the assignment ends
+        assert r.status_code == 200, r.text
+        r = client.patch(f"/api/v1/dispatch/incidents/{inc['id']}", headers=h,
+                         json={"priority": 1})
+        assert r.status_code == 200, r.text
+        # its own unit's next move comes through; the incident's change did not before it
+        r = client.post(f"/api/v1/dispatch/units/{hki11}/position", headers=crew,
+                        json={"lat": 60.1690, "lon": 24.9400})
+        assert r.status_code == 200, r.text
+        seen = events_until("dispatch.unit.moved")
+        assert not [e for e in seen if e["type"] == "dispatch.incident.updated"
+                    and e["payload"]["incident"]["priority"] == 1]
+    assert client.get(f"/api/v1/dispatch/incidents/{inc['id']}", headers=crew
+                      ).status_code == 403
