@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 
+import pytest
 from sqlalchemy import insert, select
 
 from tests.safety.conftest import HOME
@@ -88,11 +89,8 @@ def test_a_cap_on_places_is_said(force, monkeypatch):
     assert "within 250 m (at the 12 nearest places)" in b["summary"][-1]
 
 
-def test_the_most_recent_are_found_however_far_back(force, monkeypatch):
-    """The recent spans are only a shortcut: when they hold too few, the whole history
-    is read, and the list is the same as a full sort's."""
+def test_the_most_recent_and_their_persons(force, monkeypatch):
     rt = force.runtime
-    monkeypatch.setattr(service, "RECENT_SPANS_DAYS", (1, 3))
     monkeypatch.setattr(service, "BRIEFING_OPERATIONS", 2)
     monkeypatch.setattr(service, "BRIEFING_LINKED_OPERATIONS", 2)
     ring = _places_on_a_ring(rt, 12, 45)
@@ -116,7 +114,6 @@ def test_the_most_recent_are_found_however_far_back(force, monkeypatch):
     assert b["operations_not_shown"]["count"] == 10 and b["withheld"]["operations"] == 1
     assert b["persons"] == [] and b["withheld"]["persons"] == 1  # recent's, unit B1112's
 
-    monkeypatch.setattr(service, "RECENT_SPANS_DAYS", (1, 50))  # found within a span
     b = service.briefing_for(rt, dispatcher, *HOME, radius_m=50)
     assert [o["id"] for o in b["operations"]] == [by_recency[0], hidden]
     assert [(p["id"], p["roles_here"]) for p in b["persons"]] == [(recent, ["occupant"])]
@@ -126,3 +123,18 @@ def test_the_most_recent_are_found_however_far_back(force, monkeypatch):
             select(EventRecord).where(EventRecord.type == "safety.briefing.read")
             .order_by(EventRecord.seq))]
     assert shown == [by_recency[:2], [by_recency[0], hidden]]
+
+
+@pytest.mark.parametrize("days", [
+    [1] + [1000 + i for i in range(11)],  # too few in any span: the whole history is read
+    [50, 300] + [900 + 3 * i for i in range(38)],  # found once the first span is widened
+    [5 * i + 1 for i in range(40)],  # found in the first span
+], ids=["whole history", "widened", "first span"])
+def test_the_most_recent_are_the_most_recent_of_all(force, monkeypatch, days):
+    """The recent spans are only a shortcut: the list is the same as a full sort's."""
+    rt = force.runtime
+    monkeypatch.setattr(service, "BRIEFING_OPERATIONS", 2)
+    ring = _places_on_a_ring(rt, len(days), 45)
+    ids = _operations(rt, ring, "B1111", days)
+    b = service.briefing_for(rt, force.principal("patrol1"), *HOME, radius_m=50)
+    assert [o["id"] for o in b["operations"]] == [i for _, i in sorted(zip(days, ids))][:2]

@@ -10,11 +10,12 @@ stores its read event, and returns only once that is committed. No HTTP here.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 from collections import Counter
 from typing import Any
 
-from sqlalchemy import Row, and_, case, false, func, or_, select, update
+from sqlalchemy import ColumnElement, Row, and_, case, false, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -1022,27 +1023,30 @@ def _briefing_operations(s: Session, principal: Principal, place_ids: list[int],
         return [], stats, {}, {}
     op = SafetyOperation
     visible = access.readable_units_clause(principal, "field_operation", op.unit_id, op.id)
-    at = op.place_id.in_(place_ids)
+    at = _in_ids(s, op.place_id, place_ids)
     seen = case((visible, 1), else_=0)
-    counts = (select(seen.label("seen"), op.force_used, op.injury).where(at)
+    counts = (select(seen.label("seen"), op.force_used, op.injury, op.started_at).where(at)
               .subquery())
     row = s.execute(select(func.count(), func.coalesce(func.sum(counts.c.seen), 0),
                            func.coalesce(func.sum(case((counts.c.force_used, counts.c.seen),
                                                        else_=0)), 0),
                            func.coalesce(func.sum(case((counts.c.injury, counts.c.seen),
-                                                       else_=0)), 0))).one()
+                                                       else_=0)), 0),
+                           func.min(counts.c.started_at))).one()
     total_all = int(row[0])
-    stats["total"], stats["force_used"], stats["injury"] = map(int, row[1:])
+    stats["total"], stats["force_used"], stats["injury"] = map(int, row[1:4])
     withheld["operations"] = total_all - stats["total"]
     if not total_all:
         return [], stats, {}, {}
+    history = max(now - as_utc(row[4]), dt.timedelta(days=1))  # back to the oldest here
     ops: list[Row[Any]] = []
     if stats["total"]:
         shown = [i for i, in _most_recent(s, (at, visible), BRIEFING_OPERATIONS,
-                                          stats["total"], now)]
+                                          stats["total"], now, history)]
         ops = sorted(s.execute(select(*_OP_COLUMNS).where(op.id.in_(shown))).all(),
                      key=lambda o: (o.started_at, o.id), reverse=True)
-    recent = [i for i, in _most_recent(s, (at,), BRIEFING_LINKED_OPERATIONS, total_all, now)]
+    recent = [i for i, in _most_recent(s, (at,), BRIEFING_LINKED_OPERATIONS, total_all, now,
+                                       history)]
     link = SafetyOperationPerson
     roles_by_op: dict[int, list[Any]] = {}
     linked: dict[int, set[str]] = {}
@@ -1054,28 +1058,39 @@ def _briefing_operations(s: Session, principal: Principal, place_ids: list[int],
     return ops, stats, roles_by_op, linked
 
 
-# Spans of time (days back from now) tried in turn for the most recent operations at a
-# set of places: each try reads, at each place, only the index entries of its span.
-RECENT_SPANS_DAYS = (8, 32, 128, 512, 2048)
-
-
 def _most_recent(s: Session, where: tuple[Any, ...], limit: int, matching: int,
-                 now: dt.datetime) -> list[Row[Any]]:
+                 now: dt.datetime, history: dt.timedelta) -> list[Row[Any]]:
     """Ids of the ``limit`` most recent operations meeting ``where`` (``matching`` of
-    them in all), recent first.
+    them, over ``history`` back from now), recent first.
 
     Sorting every operation at hundreds of places to keep eight costs a pass over all
-    of them; the most recent are found in a span of the last days instead, widened
-    until it holds ``limit`` (those are then the most recent of all, since everything
-    outside the span is older), and only then the whole history."""
+    of them. The most recent are looked for in a recent span instead, at each place
+    only the index entries of the span: twice the span that would hold ``limit`` of
+    them if they were spread evenly over the history, widened four times while it
+    holds fewer (those found are then the most recent of all, everything outside the
+    span being older), and the whole history last."""
     op = SafetyOperation
     q = select(op.id).where(*where).order_by(op.started_at.desc(), op.id.desc()).limit(limit)
     if matching > 4 * limit:  # few: one read of them all costs less than a miss
-        for days in RECENT_SPANS_DAYS:
-            rows = s.execute(q.where(op.started_at >= now - dt.timedelta(days=days))).all()
+        span = max(history * (2 * limit / matching), RECENT_SPAN_MIN)
+        while span < history:
+            rows = s.execute(q.where(op.started_at >= now - span)).all()
             if len(rows) >= limit:
                 return rows
+            span *= 4
     return s.execute(q).all()
+
+
+RECENT_SPAN_MIN = dt.timedelta(hours=1)
+
+
+def _in_ids(s: Session, col: Any, ids: list[int]) -> ColumnElement[bool]:
+    """``col IN ids``. On SQLite the ids go as one JSON array (``json_each``), not one
+    parameter each: a briefing at 250 m asks about a thousand places in several
+    statements, each of which would otherwise be rendered and bound id by id."""
+    if s.get_bind().dialect.name != "sqlite":
+        return col.in_(ids)
+    return col.in_(select(func.json_each(json.dumps(ids)).table_valued("value").c.value))
 
 
 def _display_names(s: Session, person_ids: list[int]) -> dict[int, dict[str, Any]]:
@@ -1104,7 +1119,7 @@ def _briefing_flags(rt: Runtime, s: Session, principal: Principal, now: dt.datet
     # then kept if live: a filter on status or expiry in SQL could lead the planner to
     # their far less selective indexes.
     flags = [f for f in s.execute(select(flag.__table__).where(
-        or_(flag.place_id.in_(list(distance_of)) if distance_of else false(),
+        or_(_in_ids(s, flag.place_id, list(distance_of)) if distance_of else false(),
             flag.person_id.in_(list(members)) if members else false())))
         if f.status in ("pending", "active") and as_utc(f.expires_at) > now]
     authors = _author_names(s, {f.author_id for f in flags})
