@@ -978,7 +978,8 @@ def briefing_for(runtime: Runtime, principal: Principal, lat: float | None = Non
         "places": [{"id": pid, "address": place_rows[pid].address, "lat": place_rows[pid].lat,
                     "lon": place_rows[pid].lon, "distance_m": round(distance_of[pid], 1)}
                    for pid in listed_places],
-        "places_count": len(near),  # the places counted, flags included; more listed in places
+        "places_count": len(near),  # the places counted and searched for flags (the nearest
+        # ``BRIEFING_PLACES`` when ``places_truncated``); ``places`` lists the nearest of them
         "places_truncated": places_truncated,
         "withheld": {"operations": withheld["operations"], "flags": withheld["flags"],
                      "persons": withheld["persons"], "total": n_withheld,
