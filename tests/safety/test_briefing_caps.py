@@ -5,7 +5,7 @@ of a listed operation are named however old it is."""
 from __future__ import annotations
 
 from tests.safety.conftest import HOME
-from tests.safety.test_safety_api import briefing, operation, person
+from tests.safety.test_safety_api import briefing, flag, operation, person
 from tocsin.safety import service
 
 
@@ -47,3 +47,35 @@ def test_persons_of_a_listed_operation_are_named_past_the_recent_links(client, h
     assert b["operations"][0]["persons"] == [{"id": p, "role": "suspect",
                                               "name": "Olli Salonen"}]
     assert [(x["id"], x["roles_here"]) for x in b["persons"]] == [(p, ["suspect"])]
+
+
+def test_persons_listed_fit_one_screen_flagged_and_expected_first(client, h, force,
+                                                                  monkeypatch):
+    """Many persons linked to the operations at an address: every expected one is
+    listed, then the flagged, then those of the listed operations; the rest are counted,
+    and their flags are still shown."""
+    monkeypatch.setattr(service, "BRIEFING_PERSONS_LISTED", 3)
+    monkeypatch.setattr(service, "BRIEFING_OPERATIONS", 1)
+    people = [person(client, h, "patrol1", f"Given{i}", f"Surname{i}",
+                     f"19{60 + i}-01-0{1 + i % 9}")["person_id"] for i in range(6)]
+    operation(client, h, "patrol1", days_ago=30, persons=[(p, "witness") for p in people[:5]])
+    latest = operation(client, h, "patrol1", days_ago=2, persons=[(people[5], "suspect")])
+    r = flag(client, h, "patrol1", person_id=people[4], category="violent_towards_police")
+    assert r.status_code == 201, r.text
+    expected = people[0]
+
+    b = briefing(client, h, "patrol1", persons=[expected]).json()
+    assert [o["id"] for o in b["operations"]] == [latest["id"]]
+    # the expected one, the flagged one, the suspect of the listed operation
+    assert [x["id"] for x in b["persons"]] == [expected, people[4], people[5]]
+    assert b["persons"][1]["flags"] == [b["flags"][0]["id"]]
+    assert b["flags"][0]["subject"] == {"kind": "person", "id": people[4],
+                                        "name": "Given4 Surname4", "withheld": False}
+    assert b["operations"][0]["persons"][0]["name"] == "Given5 Surname5"
+    assert b["persons_not_shown"] == {
+        "count": 3, "message": "3 more persons linked to operations here not shown (their "
+                               "flags are listed)"}
+    monkeypatch.setattr(service, "BRIEFING_PERSONS_LISTED", 8)
+    everyone = briefing(client, h, "patrol1").json()
+    assert len(everyone["persons"]) == 6
+    assert everyone["persons_not_shown"] == {"count": 0, "message": None}

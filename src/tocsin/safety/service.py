@@ -72,6 +72,7 @@ BRIEFING_FLAGS = 12
 # the briefing says its counts cover the nearest ones. It lists the nearest few.
 BRIEFING_PLACES = 2000
 BRIEFING_PLACES_LISTED = 10
+BRIEFING_PERSONS_LISTED = 8  # plus every expected person: one screen
 REVIEW_HORIZON = dt.timedelta(days=30)
 POINT_PLACE_SNAP_M = 10.0
 
@@ -904,17 +905,30 @@ def briefing_for(runtime: Runtime, principal: Principal, lat: float | None = Non
                     if access.decide(principal, "read",
                                      Resource("person", _path(rt, unit), id=str(pid)))}
         withheld["persons"] = len(person_units) - len(readable)
-        names = _display_names(s, list(readable))
 
         # --- flags on places and persons, never past their expiry
         members = member_ids(s, set(person_units)) if person_units else {}
         shown_flags = _briefing_flags(rt, s, principal, now, distance_of, members, readable,
-                                      names, withheld)
+                                      withheld)
         order = {c: i for i, c in enumerate(SEVERITY)}
         shown_flags.sort(key=lambda x: (order.get(x["category"], 99), x["state"] != "active",
                                         x["created_at"]))
         flags_truncated = len(shown_flags) > BRIEFING_FLAGS
         shown_flags = shown_flags[:BRIEFING_FLAGS]
+        # --- persons listed: every expected one, then those flagged, then those of the
+        # operations listed; the others (whose flags were searched all the same) counted
+        flagged = {f["subject"]["id"] for f in shown_flags if f["subject"]["kind"] == "person"}
+        in_listed_ops = {canon.get(pid) for o in ops for pid, _ in roles_by_op.get(o.id, [])}
+        ranked = sorted(readable, key=lambda i: (not subjects[i]["expected"], i not in flagged,
+                                                 i not in in_listed_ops, i))
+        listed_persons = [i for i in ranked if subjects[i]["expected"]]
+        listed_persons += [i for i in ranked if not subjects[i]["expected"]][
+            :max(0, BRIEFING_PERSONS_LISTED - len(listed_persons))]
+        names = _display_names(s, list({*listed_persons, *flagged,
+                                        *(in_listed_ops & readable)} - {None}))
+        for f in shown_flags:
+            if f["subject"]["kind"] == "person" and f["subject"]["id"] is not None:
+                f["subject"]["name"] = names.get(f["subject"]["id"], _NO_NAME)["name"]
         listed_places = [p.id for p, _d in near[:BRIEFING_PLACES_LISTED]]
         place_rows = _place_rows(s, {*listed_places, *(o.place_id for o in ops),
                                      *(f["place_id"] for f in shown_flags if f["place_id"])})
@@ -923,7 +937,7 @@ def briefing_for(runtime: Runtime, principal: Principal, lat: float | None = Non
                 f["subject"]["address"] = place_rows[f["place_id"]].address
 
     person_out = []
-    for pid in sorted(readable, key=lambda i: (not subjects[i]["expected"], i)):
+    for pid in listed_persons:
         item = {"id": pid, **names.get(pid, _NO_NAME),
                 "expected": subjects[pid]["expected"],
                 "roles_here": sorted(subjects[pid]["roles"]),
@@ -975,6 +989,12 @@ def briefing_for(runtime: Runtime, principal: Principal, lat: float | None = Non
                         f"not shown (the {len(op_out)} most recent are listed)"
                         if not_shown else None)},
         "persons": person_out,
+        "persons_not_shown": {
+            "count": len(readable) - len(person_out),
+            "message": (f"{len(readable) - len(person_out)} more person"
+                        f"{'s' if len(readable) - len(person_out) != 1 else ''} linked to "
+                        "operations here not shown (their flags are listed)"
+                        if len(readable) > len(person_out) else None)},
         "places": [{"id": pid, "address": place_rows[pid].address, "lat": place_rows[pid].lat,
                     "lon": place_rows[pid].lon, "distance_m": round(distance_of[pid], 1)}
                    for pid in listed_places],
@@ -1109,10 +1129,10 @@ def _display_names(s: Session, person_ids: list[int]) -> dict[int, dict[str, Any
 
 def _briefing_flags(rt: Runtime, s: Session, principal: Principal, now: dt.datetime,
                     distance_of: dict[int, float], members: dict[int, int],
-                    readable: set[int], names: dict[int, dict[str, Any]],
-                    withheld: Counter[str]) -> list[dict[str, Any]]:
+                    readable: set[int], withheld: Counter[str]) -> list[dict[str, Any]]:
     """Live flags on the briefing's places and persons the reader may see (the others
-    counted in ``withheld``), each with its subject."""
+    counted in ``withheld``), each with its subject (a person's name is added once the
+    flags shown are chosen)."""
     if not distance_of and not members:
         return []
     flag = SafetyRiskFlag
@@ -1136,9 +1156,7 @@ def _briefing_flags(rt: Runtime, s: Session, principal: Principal, now: dt.datet
         else:
             owner = members[f.person_id]
             item["subject"] = {"kind": "person", "id": owner if owner in readable else None,
-                               "name": names.get(owner, _NO_NAME)["name"]
-                               if owner in readable else None,
-                               "withheld": owner not in readable}
+                               "name": None, "withheld": owner not in readable}
         shown.append(item)
     return shown
 

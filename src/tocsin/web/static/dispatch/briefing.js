@@ -72,7 +72,9 @@ const TocsinBriefing = (function () {
         : el("p", { class: "muted" }, "None you may see."),
       moreOps > 0 ? el("p", { class: "muted" }, `and ${moreOps} earlier`) : null,
       c.persons.length ? el("h4", {}, "Persons") : null,
-      c.persons.length ? el("ul", { class: "briefing-persons" }, c.persons.map(person)) : null);
+      c.persons.length ? el("ul", { class: "briefing-persons" }, c.persons.map(person)) : null,
+      c.persons_not_shown && c.persons_not_shown.message
+        ? el("p", { class: "muted" }, c.persons_not_shown.message) : null);
   }
 
   // One marker a place: a warning sign where a flag lies (on the place, or on a person

@@ -40,6 +40,10 @@
         p.match ? el("span", { class: "muted" },
           ` — matches expected person ${p.match.query + 1}, ${Math.round(p.match.probability * 100)}%`) : null,
         p.roles_here.length ? el("span", { class: "muted" }, " — " + p.roles_here.join(", ")) : null))),
+      b.persons_not_shown && b.persons_not_shown.message
+        ? el("p", { class: "muted" }, b.persons_not_shown.message) : null,
+      b.operations_not_shown && b.operations_not_shown.message
+        ? el("p", { class: "muted" }, b.operations_not_shown.message) : null,
       (b.expected || []).some((e) => !e.person_ids.length && !e.withheld)
         ? el("p", { class: "muted" }, "No record for: " + b.expected
           .filter((e) => !e.person_ids.length && !e.withheld)
