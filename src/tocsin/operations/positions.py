@@ -159,9 +159,13 @@ def _packed(row: list) -> bytes:
                            _NAN if heading is None else heading, _NAN if speed is None else speed)
 
 
+def _binary_frame(op_id: int, packed: list[bytes]) -> bytes:
+    return BINARY_HEADER.pack(1, 1, 0, op_id, len(packed)) + b"".join(packed)
+
+
 def encode_binary(op_id: int, rows: list) -> bytes:
     """A binary positions frame of ``rows`` (``[uid, lat, lon, at_ms, heading, speed]``)."""
-    return BINARY_HEADER.pack(1, 1, 0, op_id, len(rows)) + b"".join(map(_packed, rows))
+    return _binary_frame(op_id, [_packed(r) for r in rows])
 
 
 def decode_binary(frame: bytes) -> tuple[int, list[list]]:
@@ -219,10 +223,8 @@ class _Feed:
                 if part is None:
                     part = entry[form] = make(entry[1])
                 parts.append(part)
-            if binary:
-                frame = BINARY_HEADER.pack(1, 1, 0, self.op_id, len(parts)) + b"".join(parts)
-            else:
-                frame = self.prefix + ",".join(parts) + "]}"
+            frame = (_binary_frame(self.op_id, parts) if binary
+                     else self.prefix + ",".join(parts) + "]}")
             got = self.frames[(k, binary)] = (frame, len(parts))
         return got
 
@@ -651,16 +653,18 @@ class PositionHub:
             table = Position.__table__
             compiled = insert(table).compile(dialect=dialect, column_keys=POSITION_COLUMNS,
                                              for_executemany=True)
-            order = compiled.positiontup if compiled.positional else None
+            # positional drivers: where each bound parameter is in a buffered row
+            order = ([POSITION_COLUMNS.index(k) for k in compiled.positiontup]
+                     if compiled.positional else None)
             self._insert = (dialect, str(compiled), order,
                             table.c.at.type.dialect_impl(dialect).bind_processor(dialect))
         _, sql, order, at_proc = self._insert
         params = []
         for r in rows:
             at = dt.datetime.fromtimestamp(r[2], UTC)
-            values = dict(zip(POSITION_COLUMNS, (r[0], r[1], at_proc(at) if at_proc else at,
-                                                 *r[3:9]), strict=True))
-            params.append(tuple(values[k] for k in order) if order else values)
+            values = (r[0], r[1], at_proc(at) if at_proc else at, *r[3:9])
+            params.append(tuple(values[i] for i in order) if order is not None
+                          else dict(zip(POSITION_COLUMNS, values, strict=True)))
         conn.exec_driver_sql(sql, params)
 
     def _stored(self, n: int) -> None:
@@ -790,10 +794,9 @@ class PositionHub:
         frame with the latest row of each unit that moved since its last one."""
         if sub.events:
             return sub.events.popleft()
-        feed = self.feeds.get(sub.operation_id)
-        if feed is None or sub.seen >= feed.seq or len(sub.unseen) >= PACE_WINDOW \
-                or not sub.positions:
+        if not self._has_frame(sub):
             return None
+        feed = self.feeds[sub.operation_id]
         frame, n = feed.frame_since(sub.seen, sub.binary)
         if sub.seen < feed.prev:
             self.stats["sent.merged_frames"] += 1  # it missed ticks: they were merged
@@ -833,18 +836,17 @@ class PositionHub:
             sub.sending_since = None
 
     def _revoke(self, session_id: str | None) -> None:
-        if not session_id:
-            return
-        for subs in self.subs.values():
-            for sub in list(subs):
-                if sub.principal.session_id == session_id:
-                    sub.close(CLOSE_REVOKED)
+        if session_id:
+            self._close_where(lambda p: p.session_id == session_id, CLOSE_REVOKED)
 
     def _user_changed(self, user_id: int | None) -> None:
+        self._close_where(lambda p: p.user_id == user_id, CLOSE_CHANGED)
+
+    def _close_where(self, whose: Callable[[Principal], bool], code: int) -> None:
         for subs in self.subs.values():
             for sub in list(subs):
-                if sub.principal.user_id == user_id:
-                    sub.close(CLOSE_CHANGED)
+                if whose(sub.principal):
+                    sub.close(code)
 
     def subscribe(self, sub: Subscriber) -> list[list]:
         """Register ``sub`` (on the event loop) and return the latest position of each
