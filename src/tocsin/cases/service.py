@@ -89,12 +89,13 @@ class CaseService:
     def can_write(self, s: Session, p: Principal, case_id: int, unit_id: int) -> bool:
         return access.decide(p, "write", self._resource(s, case_id, unit_id)).allowed
 
-    def _audit(self, s: Session, p: Principal, verb: str, case_id: int | None,
-               **payload: Any) -> None:
-        emit(s, DomainEvent(type=f"cases.audit.{verb}", actor_id=p.user_id, unit_id=p.unit_id,
-                            record_kind="case_audit",
-                            record_id=str(case_id) if case_id is not None else None,
-                            audience=[], payload=payload))
+    def _audit(self, p: Principal, verb: str, case_id: int | None, **payload: Any) -> None:
+        """Record a search or an opened record, once read (without the write lock): the
+        caller returns what it read only after this is stored."""
+        self.rt.reads.record(DomainEvent(
+            type=f"cases.audit.{verb}", actor_id=p.user_id, unit_id=p.unit_id,
+            record_kind="case_audit", record_id=str(case_id) if case_id is not None else None,
+            audience=[], payload=payload))
 
     def _changed(self, s: Session, p: Principal | None, case: Case, type_: str,
                  **payload: Any) -> None:
@@ -228,15 +229,15 @@ class CaseService:
 
     def list_cases(self, p: Principal, *, status: str | None = None, limit: int = 100,
                    offset: int = 0) -> list[dict[str, Any]]:
-        with self.db.session() as s:
+        with self.db.read() as s:
             q = (select(Case, Unit.code).join(Unit, Unit.id == Case.unit_id)
                  .where(access.readable_units_clause(p, "case", Case.unit_id, Case.id))
                  .order_by(desc(Case.updated_at)).limit(limit).offset(offset))
             if status:
                 q = q.where(Case.status == status)
             out = [self._case_summary(c, code) for c, code in s.execute(q)]
-            self._audit(s, p, "listed", None, what="cases", case_ids=[c["id"] for c in out])
-            return out
+        self._audit(p, "listed", None, what="cases", case_ids=[c["id"] for c in out])
+        return out
 
     @staticmethod
     def _case_summary(c: Case, unit_code: str) -> dict[str, Any]:
@@ -245,10 +246,11 @@ class CaseService:
                 "unit_code": unit_code, "updated_at": c.updated_at}
 
     def open_case(self, p: Principal, case_id: int) -> dict[str, Any]:
-        with self.db.session() as s:
+        with self.db.read() as s:
             case = self._case(s, p, case_id)
-            self._audit(s, p, "opened", case.id, what="case")
-            return self._case_file(s, p, case)
+            out = self._case_file(s, p, case)
+        self._audit(p, "opened", case.id, what="case")
+        return out
 
     def _case_file(self, s: Session, p: Principal, case: Case) -> dict[str, Any]:
         unit = s.get(Unit, case.unit_id)
@@ -294,16 +296,16 @@ class CaseService:
                 "sha256": a.sha256, "text_excerpt": a.text[:500], "created_at": a.created_at}
 
     def export_case(self, p: Principal, case_id: int) -> dict[str, Any]:
-        with self.db.session() as s:
+        with self.db.read() as s:
             case = self._case(s, p, case_id)
-            self._audit(s, p, "exported", case.id, what="export")
             out = self._case_file(s, p, case)
             for a, full in zip(out["attachments"], s.scalars(
                     select(Attachment.text).where(Attachment.case_id == case.id)
                     .order_by(Attachment.id))):
                 a["text"] = full
             out["exported_at"] = utcnow()
-            return out
+        self._audit(p, "exported", case.id, what="export")
+        return out
 
     # Index -------------------------------------------------------------
     @staticmethod
@@ -469,16 +471,16 @@ class CaseService:
 
     def open_attachment(self, p: Principal, case_id: int, attachment_id: int
                         ) -> tuple[Path, str, str]:
-        with self.db.session() as s:
+        with self.db.read() as s:
             case = self._case(s, p, case_id)
             att = s.get(Attachment, attachment_id)
             if att is None or att.case_id != case.id:
                 raise NotFound("attachment not found", code="attachment.not_found")
-            self._audit(s, p, "opened", case.id, what="attachment", attachment_id=att.id)
             path = self.media_dir / att.sha256[:2] / att.sha256
             if not path.is_file():
                 raise NotFound("attachment file missing", code="attachment.missing")
-            return path, att.media_type, att.filename
+        self._audit(p, "opened", case.id, what="attachment", attachment_id=att.id)
+        return path, att.media_type, att.filename
 
     @staticmethod
     def spool_upload() -> tuple[int, str]:
@@ -487,9 +489,8 @@ class CaseService:
     # Link chart --------------------------------------------------------
     def chart(self, p: Principal, case_id: int, *, entity_id: int | None = None,
               depth: int = 1, path_to: int | None = None) -> dict[str, Any]:
-        with self.db.session() as s:
+        with self.db.read() as s:
             case = self._case(s, p, case_id)
-            self._audit(s, p, "opened", case.id, what="chart")
             entities = {e.id: e for e in s.scalars(select(Entity)
                                                    .where(Entity.case_id == case.id))}
             links = {ln.id: ln for ln in s.scalars(select(Link).where(Link.case_id == case.id))}
@@ -518,7 +519,7 @@ class CaseService:
                     "label": e.label} for e in entities.values()
                    if e.id in node_ids and e.type == "event" and e.properties.get("date")],
                 key=lambda x: x["date"])
-            return {
+            out = {
                 "case_id": case.id,
                 "nodes": [{"id": e.id, "type": e.type, "label": e.label,
                            "degree": len(adj.get(e.id, ()))}
@@ -527,49 +528,59 @@ class CaseService:
                 "hits": case_hits, "path": {"nodes": path_nodes, "links": path_links},
                 "timeline": timeline,
             }
+        self._audit(p, "opened", case.id, what="chart")
+        return out
 
     # Search ------------------------------------------------------------
     def search(self, p: Principal, criteria: search_mod.Criteria) -> dict[str, Any]:
         audited = {k: v for k, v in vars(criteria).items() if v not in (None, [], 0)}
-        with self.db.session() as s:
+        with self.db.read() as s:
             try:
                 found = search_mod.run(s, p, criteria)
             except BadInput as exc:
-                self._audit(s, p, "searched", None, criteria=audited, refused=exc.code)
-                s.commit()
-                raise
-            self._audit(s, p, "searched", None, criteria=audited, total=found["total"])
-            rows = found["rows"]
-            by_type: dict[str, list[int]] = {}
-            for dtype, doc_id, _case_id in rows:
-                by_type.setdefault(dtype, []).append(doc_id)
-            cases = {c.id: (c, code) for c, code in s.execute(
-                select(Case, Unit.code).join(Unit, Unit.id == Case.unit_id)
-                .where(Case.id.in_({r[2] for r in rows})))}
-            ents = {e.id: e for e in s.scalars(select(Entity).where(Entity.id.in_(
-                [d for t, ids in by_type.items() if t not in ("attachment", "case")
-                 for d in ids])))}
-            atts = {a.id: a for a in s.scalars(select(Attachment).where(
-                Attachment.id.in_(by_type.get("attachment", []))))}
-            results = []
-            for dtype, doc_id, case_id in rows:
-                case, code = cases[case_id]
-                item = {"type": dtype, "id": doc_id, "case": self._case_summary(case, code)}
-                if dtype == "attachment":
-                    item["label"] = atts[doc_id].filename
-                elif dtype == "case":
-                    item["label"] = case.title
-                else:
-                    item["label"] = ents[doc_id].label
-                    item["properties"] = ents[doc_id].properties
-                results.append(item)
-            facets = found["facets"]
-            if facets.get("unit"):
-                codes = dict(s.execute(select(Unit.id, Unit.code).where(
-                    Unit.id.in_([int(k) for k in facets["unit"]]))).all())
-                facets["unit"] = {codes.get(int(k), k): v for k, v in facets["unit"].items()}
-            return {"total": found["total"], "total_capped": found["total_capped"],
-                    "facets": facets, "results": results}
+                refused = exc
+            else:
+                refused = None
+                out = self._search_results(s, found)
+        if refused is not None:  # a refused search is recorded too, with why
+            self._audit(p, "searched", None, criteria=audited, refused=refused.code)
+            raise refused
+        self._audit(p, "searched", None, criteria=audited, total=found["total"])
+        return out
+
+    def _search_results(self, s: Session, found: dict[str, Any]) -> dict[str, Any]:
+        """The rows ``search.run`` found, as cards of their cases, with facets named."""
+        rows = found["rows"]
+        by_type: dict[str, list[int]] = {}
+        for dtype, doc_id, _case_id in rows:
+            by_type.setdefault(dtype, []).append(doc_id)
+        cases = {c.id: (c, code) for c, code in s.execute(
+            select(Case, Unit.code).join(Unit, Unit.id == Case.unit_id)
+            .where(Case.id.in_({r[2] for r in rows})))}
+        ents = {e.id: e for e in s.scalars(select(Entity).where(Entity.id.in_(
+            [d for t, ids in by_type.items() if t not in ("attachment", "case")
+             for d in ids])))}
+        atts = {a.id: a for a in s.scalars(select(Attachment).where(
+            Attachment.id.in_(by_type.get("attachment", []))))}
+        results = []
+        for dtype, doc_id, case_id in rows:
+            case, code = cases[case_id]
+            item = {"type": dtype, "id": doc_id, "case": self._case_summary(case, code)}
+            if dtype == "attachment":
+                item["label"] = atts[doc_id].filename
+            elif dtype == "case":
+                item["label"] = case.title
+            else:
+                item["label"] = ents[doc_id].label
+                item["properties"] = ents[doc_id].properties
+            results.append(item)
+        facets = found["facets"]
+        if facets.get("unit"):
+            codes = dict(s.execute(select(Unit.id, Unit.code).where(
+                Unit.id.in_([int(k) for k in facets["unit"]]))).all())
+            facets["unit"] = {codes.get(int(k), k): v for k, v in facets["unit"].items()}
+        return {"total": found["total"], "total_capped": found["total_capped"],
+                "facets": facets, "results": results}
 
     # Hits --------------------------------------------------------------
     def _hits_out(self, s: Session, p: Principal, rows: list[Hit], *,
@@ -603,21 +614,22 @@ class CaseService:
         return self._hits_out(s, p, rows)
 
     def case_hits(self, p: Principal, case_id: int) -> list[dict[str, Any]]:
-        with self.db.session() as s:
+        with self.db.read() as s:
             case = self._case(s, p, case_id)
-            self._audit(s, p, "opened", case.id, what="hits")
-            return self._hits_of(s, p, [case.id])
+            out = self._hits_of(s, p, [case.id])
+        self._audit(p, "opened", case.id, what="hits")
+        return out
 
     def my_hits(self, p: Principal, limit: int = 200) -> list[dict[str, Any]]:
-        with self.db.session() as s:
+        with self.db.read() as s:
             mine = select(CaseInvestigator.case_id).where(CaseInvestigator.user_id == p.user_id)
             rows = list(s.scalars(select(Hit).join(Case, Case.id == Hit.case_id).where(
                 Hit.case_id.in_(mine),
                 access.readable_units_clause(p, "case", Case.unit_id, Case.id))
                 .order_by(desc(Hit.created_at)).limit(limit)))
             out = self._hits_out(s, p, rows)
-            self._audit(s, p, "listed", None, what="hits", hit_ids=[h["id"] for h in out])
-            return out
+        self._audit(p, "listed", None, what="hits", hit_ids=[h["id"] for h in out])
+        return out
 
     # Watches -----------------------------------------------------------
     def create_watch(self, p: Principal, kind: str, value: dict[str, Any]) -> dict[str, Any]:
@@ -686,7 +698,7 @@ class CaseService:
                                 audience=[p.user_id], payload={"watch_id": watch.id}))
 
     def watch_alerts(self, p: Principal, limit: int = 200) -> list[dict[str, Any]]:
-        with self.db.session() as s:
+        with self.db.read() as s:
             rows = s.execute(select(WatchAlert, Watch.label, Case.unit_id)
                              .join(Watch, Watch.id == WatchAlert.watch_id)
                              .join(Case, Case.id == WatchAlert.case_id)
@@ -703,9 +715,8 @@ class CaseService:
                     item["other"].update(case_id=case.id, reference=case.reference,
                                          title=case.title, entity_id=alert.entity_id)
                 out.append(item)
-            self._audit(s, p, "listed", None, what="watch_alerts",
-                        alert_ids=[a["id"] for a in out])
-            return out
+        self._audit(p, "listed", None, what="watch_alerts", alert_ids=[a["id"] for a in out])
+        return out
 
     # Access requests ---------------------------------------------------
     def request_access(self, p: Principal, *, reason: str, hit_id: int | None = None,
@@ -759,7 +770,7 @@ class CaseService:
         return out
 
     def list_requests(self, p: Principal) -> dict[str, list[dict[str, Any]]]:
-        with self.db.session() as s:
+        with self.db.read() as s:
             mine = list(s.scalars(select(AccessRequest).where(
                 AccessRequest.requester_id == p.user_id).order_by(desc(AccessRequest.id))))
             candidates = s.execute(
@@ -771,9 +782,9 @@ class CaseService:
                          if self.can_write(s, p, r.case_id, unit_id)]
             out = {"mine": [self._request_out(s, p, r) for r in mine],
                    "to_decide": [self._request_out(s, p, r) for r in to_decide]}
-            self._audit(s, p, "listed", None, what="access_requests",
-                        request_ids=[r.id for r in mine + to_decide])
-            return out
+        self._audit(p, "listed", None, what="access_requests",
+                    request_ids=[r.id for r in mine + to_decide])
+        return out
 
     def decide_request(self, p: Principal, request_id: int, *, grant: bool,
                        note: str | None = None, days: int = 90) -> dict[str, Any]:
@@ -809,7 +820,7 @@ class CaseService:
         """Who looked at what: every search, opened record and access decision of the module."""
         if not p.has_role("auditor"):
             raise Forbidden("only auditors read the audit trail", code="access_denied")
-        with self.db.session() as s:
+        with self.db.read() as s:
             q = (select(EventRecord, User.username, User.display_name)
                  .outerjoin(User, User.id == EventRecord.actor_id)
                  .where(EventRecord.record_kind.in_(AUDIT_KINDS),
@@ -823,8 +834,8 @@ class CaseService:
             if before is not None:
                 q = q.where(EventRecord.seq < before)
             rows = s.execute(q).all()
-            self._audit(s, p, "audit_read", case_id, username=username)
-            return [{"seq": e.seq, "type": e.type, "at": e.occurred_at, "actor_id": e.actor_id,
+        self._audit(p, "audit_read", case_id, username=username)
+        return [{"seq": e.seq, "type": e.type, "at": e.occurred_at, "actor_id": e.actor_id,
                      "actor": un, "actor_name": dn, "record_kind": e.record_kind,
                      "record_id": e.record_id, "details": e.payload if not e.erased_at else None}
                     for e, un, dn in rows]

@@ -13,13 +13,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import secrets
 import threading
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import JSON, BigInteger, DateTime, Integer, LargeBinary, String, update
+from sqlalchemy import JSON, BigInteger, DateTime, Integer, LargeBinary, String, insert, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from tocsin.core.database import Base, utcnow
@@ -72,20 +73,30 @@ class EventRecord(Base):
         )
 
 
+def stored_row(event: DomainEvent) -> dict[str, Any]:
+    """The stored columns of ``event`` (a fresh salt); the payload as JSON gives it back."""
+    return {"id": event.id, "type": event.type, "occurred_at": event.occurred_at,
+            "actor_id": event.actor_id, "unit_id": event.unit_id,
+            "record_kind": event.record_kind, "record_id": event.record_id,
+            "payload": json.loads(event.model_dump_json(include={"payload"}))["payload"],
+            "salt": secrets.token_bytes(32)}
+
+
 def emit(session: Session, event: DomainEvent) -> DomainEvent:
     """Store ``event`` in the caller's transaction; publish it after commit."""
-    import secrets
-
-    session.add(
-        EventRecord(
-            id=event.id, type=event.type, occurred_at=event.occurred_at,
-            actor_id=event.actor_id, unit_id=event.unit_id, record_kind=event.record_kind,
-            record_id=event.record_id, payload=json.loads(event.model_dump_json())["payload"],
-            salt=secrets.token_bytes(32),
-        )
-    )
+    session.add(EventRecord(**stored_row(event)))
     session.info.setdefault("pending_events", []).append(event)
     return event
+
+
+def emit_many(session: Session, events: list[DomainEvent],
+              rows: list[dict[str, Any]] | None = None) -> None:
+    """Store ``events`` in one statement (the ORM would send one per row to learn each
+    ``seq``, which nothing reads before the commit); publish them after commit.
+    ``rows``: their ``stored_row``-s, when the caller made them already."""
+    if events:
+        session.execute(insert(EventRecord), rows or [stored_row(e) for e in events])
+        session.info.setdefault("pending_events", []).extend(events)
 
 
 def erase(session: Session, event_ids: list[str]) -> int:

@@ -14,6 +14,7 @@ from tocsin.core.database import Database
 from tocsin.core.events import DomainEvent, LocalBus, make_bus
 from tocsin.core.identity.models import Unit
 from tocsin.core.identity.service import IdentityService
+from tocsin.core.recorded_reads import ReadRecorder
 
 T = TypeVar("T")
 
@@ -67,6 +68,7 @@ class Runtime:
         self.units = UnitDirectory(self.db)
         self.bus.subscribe(self.units.on_event)
         self.db.after_commit_hooks.append(lambda _s, events: self.bus.publish(events))
+        self.reads = ReadRecorder(self.db)  # sensitive reads, recorded in group commits
         self._services: dict[str, Any] = {}
         # Re-entrant: a service's factory may ask for the services it stands on.
         self._services_lock = threading.RLock()

@@ -504,12 +504,11 @@ class DispatchService:
                 "attachments": list(s.scalars(select(Attachment)
                                               .where(Attachment.incident_id == inc.id))),
             }
-        if principal.unit_id != inc.unit_id:
-            with self.db.session() as s:
-                emit(s, DomainEvent(type="dispatch.incident.read", actor_id=principal.user_id,
-                                    unit_id=inc.unit_id, record_kind="incident",
-                                    record_id=str(inc.id),
-                                    payload={"reader_unit_id": principal.unit_id}))
+        if principal.unit_id != inc.unit_id:  # another unit's incident: a recorded read
+            self.runtime.reads.record(DomainEvent(
+                type="dispatch.incident.read", actor_id=principal.user_id, unit_id=inc.unit_id,
+                record_kind="incident", record_id=str(inc.id),
+                payload={"reader_unit_id": principal.unit_id}))
         return detail
 
     def overdue(self, inc: Incident, now: dt.datetime | None = None) -> list[str]:

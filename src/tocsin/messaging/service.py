@@ -857,7 +857,7 @@ class MessagingService:
             if not m:
                 raise BadInput("bad pagination token", code="messaging.bad_token")
             start = int(m[1])
-        with self.db.session() as s:
+        with self.db.read() as s:  # no write lock while reading; the read is recorded below
             room = self.get_room(s, room_id)
             self.require_member(s, room, principal)
             q = select(Event).where(Event.room_id == room.id)
@@ -870,17 +870,21 @@ class MessagingService:
                     q = q.where(Event.stream >= start)
                 q = q.order_by(Event.stream)
             rows = list(s.scalars(q.limit(limit)))
-            emit(s, DomainEvent(type="messaging.history.read", actor_id=principal.user_id,
-                                unit_id=room.unit_id, record_kind="conversation",
-                                record_id=room.id, audience=[],
-                                payload={"room_id": room.id, "events": len(rows)}))
             chunk = [self.client_event(e, session_id=principal.session_id) for e in rows]
             out: dict[str, Any] = {"chunk": chunk, "start": from_token or
                                    f"t{(self._max_stream(s) + 1) if direction == 'b' else 0}"}
             if len(rows) == limit:
                 out["end"] = (f"t{rows[-1].stream}" if direction == "b"
                               else f"t{rows[-1].stream + 1}")
-            return out
+        self._record_history_read(principal, room, len(rows))
+        return out
+
+    def _record_history_read(self, principal: Principal, room: Room, events: int) -> None:
+        """Opening history is a recorded read: stored before anything is returned."""
+        self.rt.reads.record(DomainEvent(
+            type="messaging.history.read", actor_id=principal.user_id, unit_id=room.unit_id,
+            record_kind="conversation", record_id=room.id, audience=[],
+            payload={"room_id": room.id, "events": events}))
 
     def stream_position(self) -> int:
         """The last committed stream position."""
@@ -891,18 +895,16 @@ class MessagingService:
         return s.scalar(select(func.max(Event.stream))) or 0
 
     def get_event(self, principal: Principal, room_id: str, event_id: str) -> dict:
-        with self.db.session() as s:
+        with self.db.read() as s:
             room = self.get_room(s, room_id)
             self.require_member(s, room, principal)
             ev = s.scalar(select(Event).where(Event.event_id == event_id,
                                               Event.room_id == room.id))
             if ev is None:
                 raise NotFound("no such event", code="messaging.event_not_found")
-            emit(s, DomainEvent(type="messaging.history.read", actor_id=principal.user_id,
-                                unit_id=room.unit_id, record_kind="conversation",
-                                record_id=room.id, audience=[],
-                                payload={"room_id": room.id, "events": 1}))
-            return self.client_event(ev)
+            out = self.client_event(ev)
+        self._record_history_read(principal, room, 1)
+        return out
 
     def search(self, principal: Principal, term: str, limit: int = 50) -> list[dict]:
         term = (term or "").strip().lower()

@@ -3,8 +3,9 @@ field operations, and the briefing an officer gets before going out.
 
 Every function takes the runtime and the principal; access is asked of
 ``core.access`` (kinds registered below), every change is a domain event stored
-in the same transaction. A briefing reads without taking the write lock, then
-stores its read event, and returns only once that is committed. No HTTP here.
+in the same transaction. A briefing, a person or an operation is read without
+taking the write lock; its read event is then stored by the runtime's recorder
+(``core.recorded_reads``, group commits) and nothing returns before. No HTTP here.
 """
 
 from __future__ import annotations
@@ -87,14 +88,25 @@ def _flag_kind(category: str) -> str:
     return "risk_flag_sensitive" if category in SENSITIVE_CATEGORIES else "risk_flag"
 
 
+def _domain_event(who: Principal | int | None, type_: str, kind: str | None, rid: Any,
+                  unit_id: int | None, /, **payload: Any) -> DomainEvent:
+    """A safety event; ``who`` is the principal acting, or a user id."""
+    actor = who.user_id if isinstance(who, Principal) else who
+    return DomainEvent(type=type_, actor_id=actor, unit_id=unit_id, record_kind=kind,
+                       record_id=None if rid is None else str(rid), payload=payload)
+
+
 def _event(s: Session, who: Principal | int | None, type_: str, kind: str | None,
            rid: Any, unit_id: int | None, /, **payload: Any) -> None:
-    """Emit a safety event; ``who`` is the principal acting, or a user id."""
-    actor = who.user_id if isinstance(who, Principal) else who
-    emit(s, DomainEvent(type=type_, actor_id=actor,
-                        unit_id=unit_id, record_kind=kind,
-                        record_id=None if rid is None else str(rid),
-                        payload=payload))
+    """Emit a safety event in the unit of work ``s``."""
+    emit(s, _domain_event(who, type_, kind, rid, unit_id, **payload))
+
+
+def _record_read(rt: Runtime, principal: Principal, type_: str, rid: Any,
+                 unit_id: int | None, /, **payload: Any) -> None:
+    """Record a read (after it was done without the write lock); nothing is shown
+    until it is stored."""
+    rt.reads.record(_domain_event(principal, type_, None, rid, unit_id, **payload))
 
 
 def _person_resource(rt: Runtime, p: SafetyPerson) -> Resource:
@@ -382,7 +394,7 @@ def _suggest(rt: Runtime, s: Session, principal: Principal, person: SafetyPerson
 def get_person(rt: Runtime, principal: Principal, person_id: int) -> dict[str, Any]:
     """A person with every record and, per attribute, which sources say what."""
     now = utcnow()
-    with rt.db.session() as s:
+    with rt.db.read() as s:
         person = _load_person(s, person_id)
         access.require(principal, "read", _person_resource(rt, person))
         records = _records_of(s, [person.id]).get(person.id, [])
@@ -407,8 +419,7 @@ def get_person(rt: Runtime, principal: Principal, person_id: int) -> dict[str, A
         merges = s.scalars(select(SafetyMerge).where(or_(
             SafetyMerge.target_person_id == person.id, SafetyMerge.source_person_id == person.id))
             .order_by(SafetyMerge.id)).all()
-        _event(s, principal, "safety.person.read", None, person.id, person.unit_id)
-        return {
+        out = {
             "id": person.id, "status": person.status, "merged_into": person.merged_into_id,
             "version": person.version, "unit_id": person.unit_id, **_display(records),
             "attributes": {k: [{"value": v, "sources": p} for v, p in vals.items()]
@@ -419,6 +430,8 @@ def get_person(rt: Runtime, principal: Principal, person_id: int) -> dict[str, A
             "flags": shown, "flags_withheld": withheld,
             "merges": [_merge_out(m) for m in merges],
         }
+    _record_read(rt, principal, "safety.person.read", person.id, person.unit_id)
+    return out
 
 
 def _merge_out(m: SafetyMerge) -> dict[str, Any]:
@@ -773,7 +786,7 @@ def _store_operation(rt: Runtime, principal: Principal | None, body: OperationIn
 
 
 def get_operation(rt: Runtime, principal: Principal, op_id: int) -> dict[str, Any]:
-    with rt.db.session() as s:
+    with rt.db.read() as s:
         op = s.get(SafetyOperation, op_id)
         if op is None:
             raise NotFound(f"no operation {op_id}", code="safety.operation.not_found")
@@ -782,8 +795,8 @@ def get_operation(rt: Runtime, principal: Principal, op_id: int) -> dict[str, An
         place = s.get(SafetyPlace, op.place_id)
         links = s.execute(select(SafetyOperationPerson.person_id, SafetyOperationPerson.role)
                           .where(SafetyOperationPerson.operation_id == op.id)).all()
-        _event(s, principal, "safety.operation.read", None, op.id, op.unit_id)
-        return {**_op_out(op, place), "persons": [{"person_id": p, "role": r} for p, r in links]}
+    _record_read(rt, principal, "safety.operation.read", op.id, op.unit_id)
+    return {**_op_out(op, place), "persons": [{"person_id": p, "role": r} for p, r in links]}
 
 
 def _op_out(op: Any, place: Any) -> dict[str, Any]:
@@ -1006,12 +1019,12 @@ def briefing_for(runtime: Runtime, principal: Principal, lat: float | None = Non
                      "message": (f"{n_withheld} item{'s' if n_withheld != 1 else ''} withheld"
                                  if n_withheld else None)},
     }
-    with rt.db.session() as s:  # the read, with what was shown; nothing returns without it
-        _event(s, principal, "safety.briefing.read", None, None, principal.unit_id,
-               lat=lat, lon=lon, radius_m=radius_m, person_ids=person_ids, address=address,
-               expected=len(queries), expected_matched=sorted(matched),
-               flag_ids=[f["id"] for f in shown_flags], operation_ids=[o["id"] for o in op_out],
-               person_ids_shown=[p["id"] for p in person_out], withheld=n_withheld)
+    # the read, with what was shown; nothing returns without it
+    _record_read(rt, principal, "safety.briefing.read", None, principal.unit_id,
+                 lat=lat, lon=lon, radius_m=radius_m, person_ids=person_ids, address=address,
+                 expected=len(queries), expected_matched=sorted(matched),
+                 flag_ids=[f["id"] for f in shown_flags], operation_ids=[o["id"] for o in op_out],
+                 person_ids_shown=[p["id"] for p in person_out], withheld=n_withheld)
     return result
 
 
