@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from tests.conftest import PASSWORD
 from tocsin.core.errors import Forbidden, TocsinError
-from tocsin.messaging.commit import GroupCommit
+from tocsin.core.group_commit import GroupCommit
 from tocsin.messaging.models import Event
 from tocsin.messaging.service import get_service
 

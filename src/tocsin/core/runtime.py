@@ -87,6 +87,7 @@ class Runtime:
             self._started = True
 
     def stop(self) -> None:
+        self.reads.close()
         if self._started:
             self.bus.stop()
             self._started = False

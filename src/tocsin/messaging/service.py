@@ -45,7 +45,7 @@ from tocsin.core.events import DomainEvent, EventRecord, emit
 from tocsin.core.events import erase as erase_events
 from tocsin.core.identity.models import Role, Unit, User
 from tocsin.core.runtime import Runtime
-from tocsin.messaging.commit import GroupCommit
+from tocsin.core.group_commit import GroupCommit
 from tocsin.messaging.config import MessagingConfig
 from tocsin.messaging.models import (
     Alert,

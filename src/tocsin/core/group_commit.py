@@ -1,4 +1,5 @@
-"""Group commit: concurrent writes of one kind share one database transaction.
+"""Group commit: concurrent writes of one kind share one database transaction
+(the messenger's sends, the recorded reads of ``core.recorded_reads``).
 
 Each request hands its write to ``GroupCommit.submit`` and blocks until it is
 committed. One thread takes every write that arrived while the previous
@@ -47,8 +48,20 @@ class GroupCommit(Generic[T]):
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
         self._stopping = False
+        self._writing = False
         self.batches = 0
         self.items = 0
+
+    @property
+    def waiting(self) -> int:
+        """Writes queued for the next transaction."""
+        with self._cond:
+            return len(self._items)
+
+    @property
+    def writing(self) -> bool:
+        """A transaction is being applied and committed."""
+        return self._writing
 
     def start(self) -> None:
         """Start the thread now (it also starts on the first write)."""
@@ -83,6 +96,7 @@ class GroupCommit(Generic[T]):
                     break
                 batch = self._items[:self.max_batch]
                 del self._items[:self.max_batch]
+                self._writing = bool(batch)
             if batch:
                 try:
                     self._commit(batch)
@@ -91,6 +105,8 @@ class GroupCommit(Generic[T]):
                     for _, fut in batch:
                         if not fut.done():
                             fut.set_exception(exc)
+                finally:
+                    self._writing = False
             if self.idle is not None and time.monotonic() - last_idle >= self.idle_every:
                 last_idle = time.monotonic()
                 try:
