@@ -47,6 +47,15 @@ def pct(xs: list[float], p: float) -> float:
     return xs[min(len(xs) - 1, int(len(xs) * p))] * 1000
 
 
+def storage_read_bytes() -> int:
+    """Bytes this process had read from storage (not the page cache), per /proc."""
+    try:
+        with open("/proc/self/io") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("read_bytes"))
+    except (OSError, StopIteration):
+        return 0
+
+
 def setup(rt: Runtime) -> None:
     ident = rt.identity
     units = [("NAT", "Nation", "nation", None), ("R1", "Region", "region", "NAT"),
@@ -156,27 +165,33 @@ def main() -> None:
                                      ("briefing, patrol (1 brigade of 8), 50 m", patrol, 50),
                                      ("briefing, dispatcher, 250 m", dispatcher, 250)):
         service.briefing_for(rt, principal, sample[0][0], sample[0][1], radius_m=radius)
-        times, cpu, n_ops_seen = [], [], []
+        times, cpu, n_ops_seen, cached = [], [], [], []
         record_times.clear()
         for lat, lon in sample:
+            io = storage_read_bytes()
             t, c = time.perf_counter(), time.thread_time()
             b = service.briefing_for(rt, principal, lat, lon, radius_m=radius)
             times.append(time.perf_counter() - t)
             cpu.append(time.thread_time() - c)
+            if storage_read_bytes() == io:  # every page it read was in memory
+                cached.append(times[-1])
             n_ops_seen.append(b["operations_stats"]["total"] + b["withheld"]["operations"])
         rows.append((label, statistics.median(times) * 1000, pct(times, 0.99),
                      statistics.median(cpu) * 1000, pct(cpu, 0.99),
                      statistics.median(record_times) * 1000, pct(record_times, 0.99),
-                     statistics.mean(n_ops_seen)))
+                     statistics.mean(n_ops_seen), len(cached), pct(cached, 0.99) if cached else 0))
     print()
     # cpu: this thread's CPU time (Python and SQLite); the rest of the wall time is waiting
     # (page reads, the fsync of the recorded read, other processes on the machine).
-    # rec: the recording of the read alone (its commit), included in p50/p99
+    # rec: the recording of the read alone (its commit), included in p50/p99.
+    # in memory: the briefings that read nothing from storage (all their pages in the
+    # page cache), how many of the queries, and their p99
     print(f"{'briefing_for (whole service call, read recorded)':<48}{'p50 ms':>9}{'p99 ms':>9}"
-          f"{'cpu p50':>9}{'cpu p99':>9}{'rec p50':>9}{'rec p99':>9}{'ops in radius':>15}")
-    for label, p50, p99, c50, c99, r50, r99, seen in rows:
+          f"{'cpu p50':>9}{'cpu p99':>9}{'rec p50':>9}{'rec p99':>9}{'ops in radius':>15}"
+          f"{'in memory':>11}{'its p99':>9}")
+    for label, p50, p99, c50, c99, r50, r99, seen, n_cached, p99_cached in rows:
         print(f"{label:<48}{p50:>9.2f}{p99:>9.2f}{c50:>9.2f}{c99:>9.2f}{r50:>9.2f}{r99:>9.2f}"
-              f"{seen:>15.1f}")
+              f"{seen:>15.1f}{n_cached:>7}/{len(sample):<3}{p99_cached:>9.2f}")
     # eight call-takers at once, one process (its GIL): what the recorder's group commits
     # save shows in the reads stored per commit
     import threading
