@@ -37,14 +37,12 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
+
+from _common import quantile
 PASSWORD = "bench password 2026"
 
 
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))]
+pct = quantile  # nearest rank, q in 0..1
 
 
 def free_port() -> int:

@@ -62,6 +62,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
+from _common import quantile
+
 PASSWORD = "bench password 1"
 # a binary positions frame's rows after its 16-byte header (tocsin.operations.positions)
 ROW = np.dtype([("uid", "<u4"), ("lat", "<i4"), ("lon", "<i4"), ("at", "<f8"),
@@ -319,11 +321,7 @@ async def feeders(url: str, token: str, op_id: int, unit_ids: list[int], n: int,
     return stats
 
 
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    values = sorted(values)
-    return values[min(len(values) - 1, int(len(values) * q))]
+pct = quantile  # nearest rank, q in 0..1
 
 
 def stored_positions(data_dir: Path, op_id: int) -> int:

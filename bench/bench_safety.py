@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from sqlalchemy import func, select, text
 
+from _common import prewarm, quantile, storage_read_bytes
 from tocsin.core import migrate
 from tocsin.core.config import Settings
 from tocsin.core.runtime import Runtime
@@ -43,17 +44,8 @@ from tocsin.safety.models import SafetyOperation, SafetyPlace
 
 
 def pct(xs: list[float], p: float) -> float:
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(len(xs) * p))] * 1000
-
-
-def storage_read_bytes() -> int:
-    """Bytes this process had read from storage (not the page cache), per /proc."""
-    try:
-        with open("/proc/self/io") as f:
-            return next(int(line.split()[1]) for line in f if line.startswith("read_bytes"))
-    except (OSError, StopIteration):
-        return 0
+    """The ``p`` quantile of times in seconds, in milliseconds."""
+    return quantile(xs, p) * 1000
 
 
 def setup(rt: Runtime) -> None:
@@ -143,10 +135,8 @@ def main() -> None:
         print(f"generated {n_ops:,} operations, {places:,} places, {persons:,} persons "
               f"in {gen_s:.0f} s ({n_ops / gen_s:,.0f} operations/s)")
     if args.prewarm and rt.db.engine.dialect.name == "sqlite":
-        path, t, size = Path(rt.db.engine.url.database), time.perf_counter(), 0
-        with open(path, "rb") as f:
-            while chunk := f.read(1 << 24):
-                size += len(chunk)
+        path, t = Path(rt.db.engine.url.database), time.perf_counter()
+        size = prewarm([path])
         print(f"prewarmed: read {size / 1e9:.1f} GB of {path.name} in "
               f"{time.perf_counter() - t:.0f} s (the database in the OS page cache)")
     # the recorded read timed apart (part of the call's time): the commit and its fsync
