@@ -40,6 +40,23 @@ def describe(s, record_id: str) -> dict[str, Any]:
             "member_user_ids": frozenset(r[1] for r in rows if r[1] is not None)}
 
 
+def describe_many(s, record_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """``describe`` of several cases in one query (the batch decisions of hit lists)."""
+    ids = {rid: int(rid) if rid.isdigit() else -1 for rid in record_ids}
+    need: dict[int, bool] = {}
+    members: dict[int, set[int]] = {}
+    for case_id, classification, user_id in s.execute(
+            select(Case.id, Case.classification, CaseInvestigator.user_id)
+            .outerjoin(CaseInvestigator, CaseInvestigator.case_id == Case.id)
+            .where(Case.id.in_(set(ids.values())))):
+        need[case_id] = classification in NEED_TO_KNOW
+        if user_id is not None:
+            members.setdefault(case_id, set()).add(user_id)
+    return {rid: {"need_to_know": need.get(cid, False),
+                  "member_user_ids": frozenset(members.get(cid, ()))}
+            for rid, cid in ids.items()}
+
+
 def _restricted(case_id_col):
     other = aliased(Case)
     return exists().where(other.id == case_id_col, other.classification.in_(NEED_TO_KNOW))
@@ -53,6 +70,6 @@ def _member(case_id_col, user_id: int):
 NEED_TO_KNOW_SQL = access.NeedToKnow(restricted=_restricted, member=_member)
 
 access.register_kind("case", read=READ_ROLES, write=["investigator"], describe=describe,
-                     need_to_know=NEED_TO_KNOW_SQL)
+                     describe_many=describe_many, need_to_know=NEED_TO_KNOW_SQL)
 access.register_kind("case_audit", read=["auditor"], write=[])
 access.register_kind("case_watch", read=[], write=[])

@@ -89,6 +89,13 @@ class CaseService:
     def can_write(self, s: Session, p: Principal, case_id: int, unit_id: int) -> bool:
         return access.decide(p, "write", self._resource(s, case_id, unit_id)).allowed
 
+    def readable_cases(self, s: Session, p: Principal, unit_of: dict[int, int]) -> set[int]:
+        """Which of the cases ``unit_of`` ({case id: owning unit}) ``p`` may read, decided
+        together (a fixed number of queries for a list of hits or alerts)."""
+        resources = access.resources_of(s, "case", {str(cid): self.rt.units.path(unit)
+                                                    for cid, unit in unit_of.items()})
+        return {int(rid) for rid, res in resources.items() if access.decide(p, "read", res)}
+
     def _audit(self, p: Principal, verb: str, case_id: int | None, **payload: Any) -> None:
         """Record a search or an opened record, once read (without the write lock): the
         caller returns what it read only after this is stored."""
@@ -590,18 +597,21 @@ class CaseService:
         the caller has them already. Access to each other case is decided once."""
         out = []
         cards = dict(cards or {})
-        cases = cases or {}
-        readable: dict[int, bool] = {}
+        cases = dict(cases or {})
+        other_ids = {h.other_case_id for h in rows}
+        if other_ids - set(cards):
+            cards.update(hits.cards_of(s, sorted(other_ids - set(cards))))
+        if other_ids - set(cases):
+            cases.update({c.id: c for c in s.scalars(select(Case).where(
+                Case.id.in_(other_ids - set(cases))))})
+        readable = self.readable_cases(s, p, {c: cases[c].unit_id for c in other_ids
+                                              if c in cases})
         for h in rows:
-            if h.other_case_id not in cards:
-                cards[h.other_case_id] = hits.case_card(s, h.other_case_id)
-            other = cases.get(h.other_case_id) or s.get(Case, h.other_case_id)
+            other = cases.get(h.other_case_id)
             item = {"id": h.id, "case_id": h.case_id, "entity_id": h.entity_id, "kind": h.kind,
                     "strength": h.strength, "created_at": h.created_at,
                     "other": dict(cards[h.other_case_id]), "other_access": False}
-            if other is not None and other.id not in readable:
-                readable[other.id] = self.can_read(s, p, other.id, other.unit_id)
-            if other is not None and readable[other.id]:
+            if other is not None and other.id in readable:
                 item["other_access"] = True
                 item["other"].update(case_id=other.id, reference=other.reference,
                                      title=other.title, entity_id=h.other_entity_id)
@@ -705,11 +715,14 @@ class CaseService:
                              .where(Watch.owner_id == p.user_id)
                              .order_by(desc(WatchAlert.id)).limit(limit)).all()
             out = []
-            for alert, label, unit_id in rows:
+            unit_of = {alert.case_id: unit_id for alert, _label, unit_id in rows}
+            cards = hits.cards_of(s, sorted(unit_of))
+            readable = self.readable_cases(s, p, unit_of)
+            for alert, label, _unit_id in rows:
                 item = {"id": alert.id, "watch_id": alert.watch_id, "label": label,
                         "strength": alert.strength, "created_at": alert.created_at,
-                        "other": hits.case_card(s, alert.case_id), "other_access": False}
-                if self.can_read(s, p, alert.case_id, unit_id):
+                        "other": dict(cards[alert.case_id]), "other_access": False}
+                if alert.case_id in readable:
                     case = s.get(Case, alert.case_id)
                     item["other_access"] = True
                     item["other"].update(case_id=case.id, reference=case.reference,

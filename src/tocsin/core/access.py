@@ -100,6 +100,9 @@ class Resource:
 # ``describe(session, record_id)``: the ``Resource`` fields a kind's own tables hold
 # (e.g. ``{"owner_user_id": 7}``); {} for a record that does not exist.
 Describe = Callable[[Any, str], dict[str, Any]]
+# ``describe_many(session, record_ids)``: the same for several records, in one query:
+# {record id: fields} with an entry for every id asked about.
+DescribeMany = Callable[[Any, list[str]], dict[str, dict[str, Any]]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,6 +123,7 @@ class KindRule:
     scope: str = "subtree"  # or "force": every holder of the role, nationwide
     describe: Describe | None = None
     need_to_know: NeedToKnow | None = None
+    describe_many: DescribeMany | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,19 +139,21 @@ _RULES: dict[str, KindRule] = {}
 
 
 def register_kind(kind: str, *, read: Iterable[str], write: Iterable[str], scope: str = "subtree",
-                  describe: Describe | None = None, need_to_know: NeedToKnow | None = None
-                  ) -> None:
+                  describe: Describe | None = None, need_to_know: NeedToKnow | None = None,
+                  describe_many: DescribeMany | None = None) -> None:
     """Declare a record kind, which roles may read and change it and, with ``describe``,
     how to read the access facts of one record that live in the kind's own tables
-    (``need_to_know`` gives the same facts in SQL; it needs ``describe``)."""
+    (``describe_many``: of several at once, for ``resources_of``; ``need_to_know`` gives
+    the same facts in SQL; both need ``describe``)."""
     unknown = (set(read) | set(write)) - ALL_ROLES
     if unknown:
         raise ValueError(f"unknown roles for {kind}: {sorted(unknown)}")
     if scope not in ("subtree", "force"):
         raise ValueError(f"unknown scope {scope!r}")
-    if need_to_know is not None and describe is None:
-        raise ValueError(f"{kind}: need_to_know needs a describe hook")
-    _RULES[kind] = KindRule(frozenset(read), frozenset(write), scope, describe, need_to_know)
+    if (need_to_know is not None or describe_many is not None) and describe is None:
+        raise ValueError(f"{kind}: need_to_know and describe_many need a describe hook")
+    _RULES[kind] = KindRule(frozenset(read), frozenset(write), scope, describe, need_to_know,
+                            describe_many)
 
 
 def rule_for(kind: str) -> KindRule:
@@ -217,17 +223,26 @@ def _live_shares(kind: str):
 
 def grants_of(session, kind: str, record_id: str) -> Grants:
     """The live explicit grants of one record, by action."""
-    rows = session.execute(
-        select(Share.grantee_user_id, Unit.path, Share.action)
-        .outerjoin(Unit, Unit.id == Share.grantee_unit_id)
-        .where(Share.record_id == record_id, *_live_shares(kind))
-    ).all()
-    writes = [r for r in rows if r[2] == "write"]
-    return Grants(
-        user_ids=frozenset(r[0] for r in rows if r[0] is not None),
-        unit_paths=tuple(r[1] for r in rows if r[1] is not None),
-        write_user_ids=frozenset(r[0] for r in writes if r[0] is not None),
-        write_unit_paths=tuple(r[1] for r in writes if r[1] is not None))
+    return grants_of_many(session, kind, [record_id])[record_id]
+
+
+def grants_of_many(session, kind: str, record_ids: list[str]) -> dict[str, Grants]:
+    """The live explicit grants of several records in one query: {record id: Grants}."""
+    rows: dict[str, list[Any]] = {rid: [] for rid in record_ids}
+    for rid, user_id, path, action in session.execute(
+            select(Share.record_id, Share.grantee_user_id, Unit.path, Share.action)
+            .outerjoin(Unit, Unit.id == Share.grantee_unit_id)
+            .where(Share.record_id.in_(list(rows)), *_live_shares(kind))):
+        rows[rid].append((user_id, path, action))
+    out = {}
+    for rid, shares in rows.items():
+        writes = [r for r in shares if r[2] == "write"]
+        out[rid] = Grants(
+            user_ids=frozenset(r[0] for r in shares if r[0] is not None),
+            unit_paths=tuple(r[1] for r in shares if r[1] is not None),
+            write_user_ids=frozenset(r[0] for r in writes if r[0] is not None),
+            write_unit_paths=tuple(r[1] for r in writes if r[1] is not None))
+    return out
 
 
 def shares_of(session, kind: str, record_id: str) -> tuple[frozenset[int], tuple[str, ...]]:
@@ -250,6 +265,26 @@ def resource_of(session, kind: str, record_id: str | None, owner_unit_path: str 
     if describe is not None:
         resource = dataclasses.replace(resource, **describe(session, record_id))
     return resource.with_grants(grants_of(session, kind, record_id))
+
+
+def resources_of(session, kind: str, owners: dict[str, str | None]) -> dict[str, Resource]:
+    """``resource_of`` for several records of one kind ({record id: owning unit path}):
+    two queries whatever their number when the kind has a ``describe_many`` hook (one
+    per record otherwise), the same whether the records exist or not."""
+    if not owners:
+        return {}
+    ids = list(owners)
+    rule = rule_for(kind)
+    if rule.describe_many is not None:
+        facts = rule.describe_many(session, ids)
+    elif rule.describe is not None:
+        facts = {rid: rule.describe(session, rid) for rid in ids}
+    else:
+        facts = {}
+    grants = grants_of_many(session, kind, ids)
+    return {rid: dataclasses.replace(Resource(kind, owners[rid], id=rid),
+                                     **facts.get(rid, {})).with_grants(grants[rid])
+            for rid in ids}
 
 
 def _share_event(session, type_: str, share: Share, actor_id: int | None,
