@@ -47,7 +47,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from sqlalchemy import select
 
-from _common import prewarm, quantile, storage_read_bytes
+from _common import MemoryLock, prewarm, quantile, storage_read_bytes
 from tocsin.cases import normalize as N
 from tocsin.cases.keys import HIT_KINDS, clean_properties, entity_keys, label_of, text_keys
 from tocsin.cases.models import Case
@@ -518,6 +518,11 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=100, help="untimed searches per system")
     ap.add_argument("--no-prewarm", dest="prewarm", action="store_false",
                     help="do not read the systems' files into the page cache first")
+    ap.add_argument("--lock-memory", action="store_true",
+                    help="also map and lock every system's files in memory for the run "
+                         "(mlock): on a machine whose kernel pages out memory left "
+                         "untouched (DAMON), the data stays in memory as on a server "
+                         "that holds it")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--pg-url", default=None)
     ap.add_argument("--no-pg", action="store_true")
@@ -631,6 +636,13 @@ def main() -> None:
         n = prewarm([f for f in files if f.exists()])
         progress(f"  page cache: {n / 2**30:.1f} GiB of Tocsin's and the peers' files read "
                  f"in {time.perf_counter() - t0:.0f} s")
+    if args.lock_memory:
+        t0 = time.perf_counter()
+        files = [Path(sqlite_path(rt)), work / "fts5.sqlite3"] + (
+            [work / "pg" / "data"] if not args.no_pg and args.pg_url is None else [])
+        locked = MemoryLock([f for f in files if f.exists()])
+        progress(f"  locked in memory: {locked.locked / 2**30:.1f} GiB in "
+                 f"{time.perf_counter() - t0:.0f} s (mlock, until the end of the run)")
     # the same untimed warm-up for every system: other queries, pages read from disk once
     warm = queries(data["gen"], random.Random(args.seed + 2), args.warmup)
     for i, (_kind, crit) in enumerate(warm):

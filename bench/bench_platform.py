@@ -125,8 +125,8 @@ async def main_async(args) -> None:
     ref = rows[0]["ops"]
     print(f"\nPlatform benchmark: demo force, {args.concurrency} concurrent clients, "
           f"{args.seconds:.0f} s per scenario, {args.workers} server worker(s), 2 cores\n")
-    print(f"| scenario | ops/s | p50 ms | p99 ms | errors | vs health |")
-    print(f"|---|---:|---:|---:|---:|---:|")
+    print("| scenario | ops/s | p50 ms | p99 ms | errors | vs health |")
+    print("|---|---:|---:|---:|---:|---:|")
     for r in rows:
         print(f"| {r['name']} | {r['ops']:.0f} | {r['p50']:.1f} | {r['p99']:.1f} | "
               f"{r['errors']} | {r['ops'] / ref:.2f}x |")
