@@ -16,19 +16,23 @@ def quantile(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(len(values) * q))]
 
 
+def files_under(paths: list[Path]) -> list[Path]:
+    """The files named, and the files under the directories named."""
+    return [f for root in paths
+            for f in ([root] if root.is_file() else sorted(root.rglob("*"))) if f.is_file()]
+
+
 def prewarm(paths: list[Path]) -> int:
     """Read files (and the files under directories) once, so that every system starts with
     its data in the page cache, as on a server with the memory for it. Returns bytes read."""
     total = 0
-    for root in paths:
-        files = [root] if root.is_file() else [f for f in root.rglob("*") if f.is_file()]
-        for f in files:
-            try:
-                with open(f, "rb", buffering=0) as fh:
-                    while chunk := fh.read(8 << 20):
-                        total += len(chunk)
-            except OSError:  # a file of a live server that went away, or one we may not read
-                continue
+    for f in files_under(paths):
+        try:
+            with open(f, "rb", buffering=0) as fh:
+                while chunk := fh.read(8 << 20):
+                    total += len(chunk)
+        except OSError:  # a file of a live server that went away, or one we may not read
+            continue
     return total
 
 
@@ -62,28 +66,26 @@ class MemoryLock:
         self._libc.mlock.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
         self._maps: list[tuple[int, int]] = []
         self.locked = 0
-        for root in paths:
-            files = [root] if root.is_file() else [f for f in root.rglob("*") if f.is_file()]
-            for f in files:
-                try:
-                    fd = os.open(f, os.O_RDONLY)
-                except OSError:
+        for f in files_under(paths):
+            try:
+                fd = os.open(f, os.O_RDONLY)
+            except OSError:
+                continue
+            try:
+                size = os.fstat(fd).st_size
+                if size == 0:
                     continue
-                try:
-                    size = os.fstat(fd).st_size
-                    if size == 0:
-                        continue
-                    addr = self._libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
-                    if addr in (None, ctypes.c_void_p(-1).value):
-                        continue
-                    self._maps.append((addr, size))
-                    if self._libc.mlock(ctypes.c_void_p(addr), size) != 0:
-                        err = ctypes.get_errno()
-                        raise OSError(err, f"mlock {f}: {os.strerror(err)} (needs "
-                                           "CAP_IPC_LOCK or a large RLIMIT_MEMLOCK)")
-                    self.locked += size
-                finally:
-                    os.close(fd)
+                addr = self._libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
+                if addr in (None, ctypes.c_void_p(-1).value):
+                    continue
+                self._maps.append((addr, size))
+                if self._libc.mlock(ctypes.c_void_p(addr), size) != 0:
+                    err = ctypes.get_errno()
+                    raise OSError(err, f"mlock {f}: {os.strerror(err)} (needs "
+                                       "CAP_IPC_LOCK or a large RLIMIT_MEMLOCK)")
+                self.locked += size
+            finally:
+                os.close(fd)
 
     def release(self) -> None:
         for addr, size in self._maps:

@@ -629,18 +629,16 @@ def main() -> None:
         with rt.db.read() as s:
             search_mod.run(s, p, Criteria(**crit))
 
+    files = [f for f in [Path(sqlite_path(rt)), work / "fts5.sqlite3"] + (
+        [work / "pg" / "data"] if not args.no_pg and args.pg_url is None else []) if f.exists()]
     if args.prewarm:
         t0 = time.perf_counter()
-        files = [Path(sqlite_path(rt)), work / "fts5.sqlite3"] + (
-            [work / "pg" / "data"] if not args.no_pg and args.pg_url is None else [])
-        n = prewarm([f for f in files if f.exists()])
+        n = prewarm(files)
         progress(f"  page cache: {n / 2**30:.1f} GiB of Tocsin's and the peers' files read "
                  f"in {time.perf_counter() - t0:.0f} s")
     if args.lock_memory:
         t0 = time.perf_counter()
-        files = [Path(sqlite_path(rt)), work / "fts5.sqlite3"] + (
-            [work / "pg" / "data"] if not args.no_pg and args.pg_url is None else [])
-        locked = MemoryLock([f for f in files if f.exists()])
+        locked = MemoryLock(files)
         progress(f"  locked in memory: {locked.locked / 2**30:.1f} GiB in "
                  f"{time.perf_counter() - t0:.0f} s (mlock, until the end of the run)")
     # the same untimed warm-up for every system: other queries, pages read from disk once
