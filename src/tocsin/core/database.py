@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,8 @@ from typing import Any
 from sqlalchemy import JSON, MetaData, create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+from tocsin.core.wal_checkpoint import WalCheckpointer, configure_connection
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -48,12 +51,21 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=10000")
     cur.close()
+    configure_connection(dbapi_conn)
+
+
+def sqlite_file(url: str) -> str | None:
+    """The file of a SQLite URL, or None (another database, or in memory)."""
+    if not url.startswith("sqlite") or "///" not in url:
+        return None
+    path = url.split("///", 1)[1]
+    return path if path and path != ":memory:" else None
 
 
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
+        path = sqlite_file(url)
+        if path:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
             url, connect_args={"check_same_thread": False, "timeout": 10}, pool_size=8,
@@ -78,11 +90,16 @@ def make_engine(url: str) -> Engine:
 
 
 class Database:
-    """One engine and session factory; hooks run after each successful commit."""
+    """One engine and session factory; hooks run after each successful commit. On a
+    SQLite file, a thread checkpoints the write-ahead log (``wal_checkpoint``)."""
 
     def __init__(self, url: str):
         self.url = url
         self.engine = make_engine(url)
+        path = sqlite_file(url)
+        self.checkpointer = WalCheckpointer(path) if path else None
+        if self.checkpointer is not None:  # a database dropped without dispose() stops it too
+            weakref.finalize(self, self.checkpointer.stop)
         self._factory = sessionmaker(self.engine, expire_on_commit=False)
         self.after_commit_hooks: list[Callable[[Session, list[Any]], None]] = []
 
@@ -118,4 +135,6 @@ class Database:
             s.close()
 
     def dispose(self) -> None:
+        if self.checkpointer is not None:
+            self.checkpointer.stop()
         self.engine.dispose()
