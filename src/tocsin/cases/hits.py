@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import insert, or_, select, text
+from sqlalchemy import bindparam, insert, or_, select, text
 from sqlalchemy.orm import Session
 
 from tocsin.cases import matching
@@ -25,6 +25,27 @@ from tocsin.core.identity.models import Unit, User
 
 MAX_MATCHES_PER_KEY = 200
 WATCH_KINDS = set(HIT_KINDS) | {"pblk"}
+
+
+# Built once: an insert runs them on every key and for every hit.
+_MATCHES = (select(CaseKey.case_id, CaseKey.doc_id)
+            .where(CaseKey.kind == bindparam("kind"), CaseKey.key == bindparam("key"),
+                   CaseKey.case_id != bindparam("case_id"))
+            .limit(MAX_MATCHES_PER_KEY))
+_CARDS = (select(Case.id, Unit.code, Unit.name, Unit.phone, User.display_name, User.username)
+          .select_from(Case).join(Unit, Unit.id == Case.unit_id)
+          .outerjoin(User, User.id == Case.contact_user_id)
+          .where(Case.id.in_(bindparam("ids", expanding=True))))
+_CASES = select(Case).where(Case.id.in_(bindparam("ids", expanding=True)))
+_MEMBERS = (select(CaseInvestigator.case_id, CaseInvestigator.user_id)
+            .where(CaseInvestigator.case_id.in_(bindparam("ids", expanding=True))))
+# both sides of an entity's hits; uq_case_hits_pair leads with entity_id
+_HIT_IDS = select(Hit.id, Hit.entity_id, Hit.other_entity_id).where(
+    Hit.entity_id.in_(bindparam("ids", expanding=True)),
+    or_(Hit.entity_id == bindparam("entity_id"), Hit.other_entity_id == bindparam("entity_id")))
+_WATCHES = select(Watch).where(Watch.active.is_(True),
+                               Watch.kind.in_(bindparam("kinds", expanding=True)),
+                               Watch.key.in_(bindparam("keys", expanding=True)))
 
 
 def _lock_key(s: Session, kind: str, key: str) -> None:
@@ -81,11 +102,7 @@ def find_matches(s: Session, case_id: int, entity_type: str, props: dict[str, An
         if kind not in HIT_KINDS:
             continue
         _lock_key(s, kind, key)
-        rows = s.execute(
-            select(CaseKey.case_id, CaseKey.doc_id)
-            .where(CaseKey.kind == kind, CaseKey.key == key, CaseKey.case_id != case_id)
-            .limit(MAX_MATCHES_PER_KEY)
-        ).all()
+        rows = s.execute(_MATCHES, {"kind": kind, "key": key, "case_id": case_id}).all()
         for other_case, other_entity in rows:
             prev = found.get((other_case, other_entity))
             if prev is None or prev[1] < HIT_KINDS[kind]:
@@ -108,11 +125,7 @@ def find_matches(s: Session, case_id: int, entity_type: str, props: dict[str, An
 def cards_of(s: Session, case_ids: list[int]) -> dict[int, dict[str, Any]]:
     """``case_card`` of several cases in one query, with each case's unit, contact, need-to-know
     facts left out: {case id: card}."""
-    rows = s.execute(
-        select(Case.id, Unit.code, Unit.name, Unit.phone, User.display_name, User.username)
-        .select_from(Case).join(Unit, Unit.id == Case.unit_id)
-        .outerjoin(User, User.id == Case.contact_user_id).where(Case.id.in_(case_ids))
-    ).all()
+    rows = s.execute(_CARDS, {"ids": list(case_ids)}).all()
     return {r[0]: {"unit_code": r[1], "unit_name": r[2], "unit_phone": r[3],
                    "contact_name": r[4], "contact_username": r[5]} for r in rows}
 
@@ -131,11 +144,10 @@ def record_hits(s: Session, case: Case, entity_id: int, entity_type: str,
     if not found:
         return [], {}, {}
     other_ids = sorted({k[0] for k in found})
-    cases = {c.id: c for c in s.scalars(select(Case).where(Case.id.in_(other_ids)))}
+    cases = {c.id: c for c in s.scalars(_CASES, {"ids": other_ids})}
     cards = cards_of(s, [case.id, *other_ids])
     members: dict[int, set[int]] = {}
-    for cid, uid in s.execute(select(CaseInvestigator.case_id, CaseInvestigator.user_id)
-                              .where(CaseInvestigator.case_id.in_([case.id, *other_ids]))):
+    for cid, uid in s.execute(_MEMBERS, {"ids": [case.id, *other_ids]}):
         members.setdefault(cid, set()).add(uid)
 
     def audience_of(c: Case) -> list[int]:
@@ -154,12 +166,10 @@ def record_hits(s: Session, case: Case, entity_id: int, entity_type: str,
                      "other_case_id": case.id, "other_entity_id": entity_id, "kind": kind,
                      "strength": strength, "created_at": now})
     # one executemany (RETURNING would go row by row: the table has no insert sentinel), then
-    # the ids of both sides in one indexed read (uq_case_hits_pair leads with entity_id)
+    # the ids of both sides in one indexed read
     s.execute(insert(Hit), rows)
-    ids = {(r[1], r[2]): r[0] for r in s.execute(
-        select(Hit.id, Hit.entity_id, Hit.other_entity_id).where(
-            Hit.entity_id.in_({entity_id} | {k[1] for k in found}),
-            or_(Hit.entity_id == entity_id, Hit.other_entity_id == entity_id)))}
+    ids = {(r[1], r[2]): r[0] for r in s.execute(_HIT_IDS, {
+        "entity_id": entity_id, "ids": sorted({entity_id} | {k[1] for k in found})})}
     stored = [Hit(id=ids[(row["entity_id"], row["other_entity_id"])], **row) for row in rows]
     mine_audience = audience_of(case)
     events = []
@@ -187,9 +197,9 @@ def check_watches(s: Session, case: Case, entity_id: int, entity_type: str,
         wanted |= {("pblk", b) for b in person_blocks(props)}
     if not wanted:
         return alerts
-    watches = [w for w in s.scalars(select(Watch).where(
-        Watch.active.is_(True), Watch.kind.in_({k for k, _ in wanted}),
-        Watch.key.in_({v for _, v in wanted}))) if (w.kind, w.key) in wanted]
+    watches = [w for w in s.scalars(_WATCHES, {
+        "kinds": sorted({k for k, _ in wanted}), "keys": sorted({v for _, v in wanted})})
+        if (w.kind, w.key) in wanted]
     if not watches:
         return alerts
     persons = [w for w in watches if w.kind == "pblk"]

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import exists, select
+from sqlalchemy import bindparam, exists, select
 from sqlalchemy.orm import aliased
 
 from tocsin.cases.models import Case, CaseInvestigator
@@ -30,12 +30,19 @@ NEED_TO_KNOW = ("confidential", "secret")  # above "restricted": named and grant
 READ_ROLES = ("investigator", "analyst")
 
 
+# built once: every decision about a case runs one of them
+_FACTS = (select(Case.classification, CaseInvestigator.user_id)
+          .outerjoin(CaseInvestigator, CaseInvestigator.case_id == Case.id)
+          .where(Case.id == bindparam("case_id")))
+_FACTS_MANY = (select(Case.id, Case.classification, CaseInvestigator.user_id)
+               .outerjoin(CaseInvestigator, CaseInvestigator.case_id == Case.id)
+               .where(Case.id.in_(bindparam("ids", expanding=True))))
+
+
 def describe(s, record_id: str) -> dict[str, Any]:
     """The case's need-to-know and named investigators; one query, case or no case."""
     case_id = int(record_id) if record_id.isdigit() else -1
-    rows = s.execute(select(Case.classification, CaseInvestigator.user_id)
-                     .outerjoin(CaseInvestigator, CaseInvestigator.case_id == Case.id)
-                     .where(Case.id == case_id)).all()
+    rows = s.execute(_FACTS, {"case_id": case_id}).all()
     return {"need_to_know": any(r[0] in NEED_TO_KNOW for r in rows),
             "member_user_ids": frozenset(r[1] for r in rows if r[1] is not None)}
 
@@ -46,9 +53,7 @@ def describe_many(s, record_ids: list[str]) -> dict[str, dict[str, Any]]:
     need: dict[int, bool] = {}
     members: dict[int, set[int]] = {}
     for case_id, classification, user_id in s.execute(
-            select(Case.id, Case.classification, CaseInvestigator.user_id)
-            .outerjoin(CaseInvestigator, CaseInvestigator.case_id == Case.id)
-            .where(Case.id.in_(set(ids.values())))):
+            _FACTS_MANY, {"ids": sorted(set(ids.values()))}):
         need[case_id] = classification in NEED_TO_KNOW
         if user_id is not None:
             members.setdefault(case_id, set()).add(user_id)

@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, desc, func, insert, or_, select, update
+from sqlalchemy import bindparam, delete, desc, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from tocsin.cases import files, graph, hits
@@ -49,6 +49,12 @@ from tocsin.core.runtime import Runtime
 STATUSES = ("open", "suspended", "closed")
 MAX_ENTITIES_PER_CASE = 100_000
 AUDIT_KINDS = ("case", "case_audit", "case_watch")
+
+
+# built once: every insert runs them
+_ENTITY_COUNT = (select(func.count()).select_from(Entity)
+                 .where(Entity.case_id == bindparam("case_id")))
+_INSERT_ENTITY = insert(Entity).returning(Entity.id)
 
 
 def _not_found() -> NotFound:
@@ -329,8 +335,7 @@ class CaseService:
         props = clean_properties(etype, properties)
         with self.db.session() as s:
             case = self._case(s, p, case_id, "write")
-            count = s.scalar(select(func.count()).select_from(Entity)
-                             .where(Entity.case_id == case.id))
+            count = s.scalar(_ENTITY_COUNT, {"case_id": case.id})
             if count >= MAX_ENTITIES_PER_CASE:
                 raise BadInput("this case holds too many entities", code="case.too_many")
             return self._insert_entity(s, p, case, etype, props)
@@ -345,7 +350,7 @@ class CaseService:
         now = utcnow()
         label = label_of(etype, props)[:300]
         with s.no_autoflush:
-            entity_id = s.scalar(insert(Entity).returning(Entity.id), {
+            entity_id = s.scalar(_INSERT_ENTITY, {
                 "case_id": case.id, "type": etype, "label": label, "properties": props,
                 "created_by": actor_id, "created_at": now, "updated_at": now})
             keys = entity_keys(etype, props)
