@@ -91,3 +91,76 @@ class MemoryLock:
         for addr, size in self._maps:
             self._libc.munmap(addr, size)
         self._maps.clear()
+
+
+class GcPauses:
+    """The time the garbage collector ran, per generation, while installed (gc.callbacks):
+    ``total`` read before and after a timed call says how much of it was collection."""
+
+    def __init__(self) -> None:
+        import gc
+        import time
+
+        self.total = 0.0
+        self.by_generation = [0, 0, 0]
+        self._started = 0.0
+        self._clock = time.perf_counter
+
+        def callback(phase: str, info: dict) -> None:
+            if phase == "start":
+                self._started = self._clock()
+            else:
+                self.total += self._clock() - self._started
+                self.by_generation[info["generation"]] += 1
+
+        self._callback = callback
+        gc.callbacks.append(callback)
+
+    def close(self) -> None:
+        import gc
+
+        gc.callbacks.remove(self._callback)
+
+
+def settle_heap() -> int:
+    """Collect, then move every object alive into the permanent generation (gc.freeze), as a
+    server does once started: the benchmark's own data (generated pools, expected results)
+    then costs no collection pauses inside the timed calls. Returns the objects frozen."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
+
+
+class FsyncProbe:
+    """A 4 KiB overwrite and fdatasync of a file beside the database, timed: run between
+    the timed calls, it shows what the disk's own flushes cost at that moment, the floor
+    under any durable commit (a SQLite commit with synchronous=FULL is one such flush)."""
+
+    def __init__(self, directory: Path) -> None:
+        import os
+
+        self.path = Path(directory) / "fsync-probe.bin"
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        os.pwrite(self._fd, b"\0" * 4096, 0)
+        os.fsync(self._fd)
+        self._block = os.urandom(4096)
+        self.times: list[float] = []
+
+    def probe(self) -> float:
+        import os
+        import time
+
+        os.pwrite(self._fd, self._block, 0)
+        t0 = time.perf_counter()
+        os.fdatasync(self._fd)
+        took = time.perf_counter() - t0
+        self.times.append(took)
+        return took
+
+    def close(self) -> None:
+        import os
+
+        os.close(self._fd)
+        self.path.unlink(missing_ok=True)

@@ -45,9 +45,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
+from _common import (
+    FsyncProbe,
+    GcPauses,
+    MemoryLock,
+    prewarm,
+    quantile,
+    settle_heap,
+    storage_read_bytes,
+)
 from sqlalchemy import select
 
-from _common import MemoryLock, prewarm, quantile, storage_read_bytes
 from tocsin.cases import normalize as N
 from tocsin.cases.keys import HIT_KINDS, clean_properties, entity_keys, label_of, text_keys
 from tocsin.cases.models import Case
@@ -526,6 +534,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--pg-url", default=None)
     ap.add_argument("--no-pg", action="store_true")
+    ap.add_argument("--no-peers", action="store_true",
+                    help="Tocsin alone (to compare two of its versions; the ratios need peers)")
     ap.add_argument("--workers", type=int, default=2, help="generator processes")
     ap.add_argument("--data-dir", "--dir", dest="data_dir", default=None,
                     help="reused when it already holds generated data (nothing is generated)")
@@ -613,14 +623,23 @@ def main() -> None:
     results: dict[str, dict[str, list[float]]] = {}
 
     in_memory: dict[str, list[float]] = {}  # Tocsin's calls that read nothing from storage
+    collected: list[float] = []  # garbage collection inside Tocsin's timed calls
+    cpu: dict[str, list[float]] = {}  # CPU time of Tocsin's calls (this thread's)
+    frozen = settle_heap()
+    pauses = GcPauses()
 
     def timed(system: str, kind: str, fn, *args) -> None:
-        io, t0 = storage_read_bytes(), time.perf_counter()
+        io, gc0, c0, t0 = (storage_read_bytes(), pauses.total, time.thread_time(),
+                           time.perf_counter())
         fn(*args)
         took = time.perf_counter() - t0
         results.setdefault(system, {}).setdefault(kind, []).append(took)
-        if system == "tocsin" and storage_read_bytes() == io:
-            in_memory.setdefault(kind, []).append(took)
+        if system == "tocsin":
+            cpu.setdefault(kind, []).append(time.thread_time() - c0)
+            if storage_read_bytes() == io:
+                in_memory.setdefault(kind, []).append(took)
+            if pauses.total > gc0:
+                collected.append(pauses.total - gc0)
 
     progress("searching: Tocsin (SQLite, case_keys, audited) ...")
     from tocsin.cases import search as search_mod
@@ -629,8 +648,9 @@ def main() -> None:
         with rt.db.read() as s:
             search_mod.run(s, p, Criteria(**crit))
 
-    files = [f for f in [Path(sqlite_path(rt)), work / "fts5.sqlite3"] + (
-        [work / "pg" / "data"] if not args.no_pg and args.pg_url is None else []) if f.exists()]
+    peer_files = [] if args.no_peers else [work / "fts5.sqlite3"] + (
+        [work / "pg" / "data"] if not args.no_pg and args.pg_url is None else [])
+    files = [f for f in [Path(sqlite_path(rt)), *peer_files] if f.exists()]
     if args.prewarm:
         t0 = time.perf_counter()
         n = prewarm(files)
@@ -651,9 +671,11 @@ def main() -> None:
         timed("tocsin", "audit record", record, *events)
 
     rt.reads.record = timed_record
+    disk = FsyncProbe(Path(sqlite_path(rt)).parent)
     for i, (kind, crit) in enumerate(qs):
         p = people[i % len(people)]
         timed("tocsin", kind, svc.search, p, Criteria(**crit))
+        disk.probe()
         timed("tocsin", kind + " (query)", query_only, p, crit)
     rt.reads.record = record
     # hit detection on insert: phones already present in other cases
@@ -690,13 +712,15 @@ def main() -> None:
                 time.perf_counter() - t0)
         hit_counts.append(len(found))
         timed("tocsin", "insert+hits", svc.add_entity, p, case_id, "phone", {"number": phone})
+        disk.probe()
     sa_event.remove(OrmSession, "before_commit", before_commit)
     sa_event.remove(OrmSession, "after_commit", after_commit)
     peers = []
-    con = fts5_build(work / "fts5.sqlite3", rt, progress)
-    peers.append(("sqlite-fts5", con, fts5_search, fts5_hit))
+    if not args.no_peers:
+        con = fts5_build(work / "fts5.sqlite3", rt, progress)
+        peers.append(("sqlite-fts5", con, fts5_search, fts5_hit))
     pg_dir = None
-    if not args.no_pg:
+    if not args.no_pg and not args.no_peers:
         url = args.pg_url
         if url is None:
             pg_dir = work / "pg"
@@ -750,6 +774,22 @@ def main() -> None:
           f" whole insert {pct(results['tocsin']['insert+hits'], .99):.1f} ms (target < 20 ms)")
     mem_search = [x for k in ("word", "phone", "plate", "name") for x in in_memory.get(k, [])]
     mem_insert = in_memory.get("insert+hits", [])
+    pauses.close()
+    disk.close()
+    print(f"the disk alone: a bare 4 KiB fdatasync beside the database after each audited "
+          f"search and each insert, p50 {pct(disk.times, .5):.2f} / p90 "
+          f"{pct(disk.times, .9):.2f} / p99 {pct(disk.times, .99):.2f} / max "
+          f"{max(disk.times) * 1e3:.1f} ms ({len(disk.times)} flushes): the floor under "
+          f"every durable commit")
+    cpu_search = [x for k in ("word", "phone", "plate", "name") for x in cpu.get(k, [])]
+    print(f"CPU time (the calling thread): search p50 {pct(cpu_search, .5):.1f} / p99 "
+          f"{pct(cpu_search, .99):.1f} ms, insert+hits p50 {pct(cpu['insert+hits'], .5):.1f} / "
+          f"p99 {pct(cpu['insert+hits'], .99):.1f} ms (the rest of the wall time is waiting)")
+    print(f"garbage collection: {frozen:,} objects of the setup frozen first (gc.freeze, as "
+          f"the server does once started); {len(collected)} timed Tocsin calls paused for a "
+          f"collection, {sum(collected) * 1e3:.1f} ms in all, longest "
+          f"{max(collected, default=0) * 1e3:.1f} ms; collections by generation "
+          f"{pauses.by_generation}")
     print(f"page-cache misses: {len(mem_search)} of {len(alls)} searches and {len(mem_insert)} "
           f"of {len(results['tocsin']['insert+hits'])} inserts read nothing from storage; "
           f"their p99: search {pct(mem_search, .99):.1f} ms, insert+hits "

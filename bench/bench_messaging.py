@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 from _common import quantile
+
 PASSWORD = "bench password 2026"
 
 

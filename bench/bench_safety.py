@@ -32,9 +32,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
+from _common import GcPauses, MemoryLock, prewarm, quantile, settle_heap, storage_read_bytes
 from sqlalchemy import func, select, text
 
-from _common import MemoryLock, prewarm, quantile, storage_read_bytes
 from tocsin.core import migrate
 from tocsin.core.config import Settings
 from tocsin.core.runtime import Runtime
@@ -160,6 +160,7 @@ def main() -> None:
     dispatcher = rt.identity.principal_for("bench.dispatcher")
     patrol = rt.identity.principal_for("bench.patrol")
     rows = []
+    frozen, pauses, collected = settle_heap(), GcPauses(), []
     for label, principal, radius in (("briefing, dispatcher (sees all), 50 m", dispatcher, 50),
                                      ("briefing, patrol (1 brigade of 8), 50 m", patrol, 50),
                                      ("briefing, dispatcher, 250 m", dispatcher, 250)):
@@ -167,10 +168,12 @@ def main() -> None:
         times, cpu, n_ops_seen, cached = [], [], [], []
         record_times.clear()
         for lat, lon in sample:
-            io = storage_read_bytes()
+            io, gc0 = storage_read_bytes(), pauses.total
             t, c = time.perf_counter(), time.thread_time()
             b = service.briefing_for(rt, principal, lat, lon, radius_m=radius)
             times.append(time.perf_counter() - t)
+            if pauses.total > gc0:
+                collected.append(pauses.total - gc0)
             cpu.append(time.thread_time() - c)
             if storage_read_bytes() == io:  # every page it read was in memory
                 cached.append(times[-1])
@@ -191,6 +194,11 @@ def main() -> None:
     for label, p50, p99, c50, c99, r50, r99, seen, n_cached, p99_cached in rows:
         print(f"{label:<48}{p50:>9.2f}{p99:>9.2f}{c50:>9.2f}{c99:>9.2f}{r50:>9.2f}{r99:>9.2f}"
               f"{seen:>15.1f}{n_cached:>7}/{len(sample):<3}{p99_cached:>9.2f}")
+    pauses.close()
+    print(f"garbage collection: {frozen:,} objects of the setup frozen first (gc.freeze, as the "
+          f"server does once started); {len(collected)} briefings paused for a collection, "
+          f"{sum(collected) * 1e3:.1f} ms in all, longest {max(collected, default=0) * 1e3:.1f}"
+          f" ms; collections by generation {pauses.by_generation}")
     # eight call-takers at once, one process (its GIL): what the recorder's group commits
     # save shows in the reads stored per commit
     import threading
