@@ -227,10 +227,12 @@ def require(principal: Principal, action: str, resource: Resource) -> None:
         raise Forbidden(f"not allowed to {action} this {resource.kind}", code="access_denied")
 
 
-def _live_shares(kind: str):
-    """Shares of ``kind`` that have not expired."""
+def _live_shares(kind: Any, now: Any = None):
+    """Shares of ``kind`` that have not expired (by ``now``, else the present); either may be
+    a ``bindparam`` for a statement built once."""
     return (Share.record_kind == kind,
-            or_(Share.expires_at.is_(None), Share.expires_at > utcnow()))
+            or_(Share.expires_at.is_(None),
+                Share.expires_at > (utcnow() if now is None else now)))
 
 
 def grants_of(session, kind: str, record_id: str) -> Grants:
@@ -240,9 +242,8 @@ def grants_of(session, kind: str, record_id: str) -> Grants:
 
 _GRANTS = (select(Share.record_id, Share.grantee_user_id, Unit.path, Share.action)
            .outerjoin(Unit, Unit.id == Share.grantee_unit_id)
-           .where(Share.record_kind == bindparam("kind"),
-                  Share.record_id.in_(bindparam("ids", expanding=True)),
-                  or_(Share.expires_at.is_(None), Share.expires_at > bindparam("now"))))
+           .where(Share.record_id.in_(bindparam("ids", expanding=True)),
+                  *_live_shares(bindparam("kind"), bindparam("now"))))
 
 
 def grants_of_many(session, kind: str, record_ids: list[str]) -> dict[str, Grants]:
